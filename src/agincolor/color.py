@@ -1,0 +1,235 @@
+"""Differentiable colour-space conversions on torch tensors.
+
+All functions take channel-first images of shape ``(*, 3, H, W)`` (any number
+of leading batch dimensions) and compute in the dtype of their input, so that
+float64 inputs give float64 precision and gradients flow through every
+operation.
+
+Conventions:
+
+* RGB is sRGB (IEC 61966-2-1) with a D65 white point, values in ``[0, 1]``.
+* CIELAB is relative to the D65 white, ``L`` in ``[0, 100]`` and ``a``, ``b``
+  roughly in ``[-128, 127]``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = [
+    "lab_l_from_srgb",
+    "lab_to_rgb",
+    "linear_to_srgb",
+    "rgb_to_gray",
+    "rgb_to_lab",
+    "srgb_to_linear",
+]
+
+# Linear sRGB -> CIE XYZ (D65), the matrix derived from the sRGB primaries and
+# white chromaticities (Lindbloom's precise values).
+_RGB_TO_XYZ = torch.tensor(
+    [
+        [0.4124564, 0.3575761, 0.1804375],
+        [0.2126729, 0.7151522, 0.0721750],
+        [0.0193339, 0.1191920, 0.9503041],
+    ],
+    dtype=torch.float64,
+)
+
+# The reference white is taken as the XYZ of RGB (1, 1, 1) rather than as the
+# rounded published D65 values (0.95047, 1.0, 1.08883); the two agree to 1e-7,
+# and this choice makes sRGB white map to exactly a = b = 0.
+_WHITE_XYZ = _RGB_TO_XYZ.sum(dim=1)
+
+# Folding the white normalisation into the matrix saves a division per pixel.
+_RGB_TO_XYZ_NORM = _RGB_TO_XYZ / _WHITE_XYZ[:, None]
+# Inverted once in float64 so that the round trip is accurate to float64
+# precision whatever the dtype later used.
+_XYZ_NORM_TO_RGB = torch.linalg.inv(_RGB_TO_XYZ_NORM)
+
+# sRGB transfer-curve constants (IEC 61966-2-1).
+_SRGB_THRESHOLD = 0.04045
+_LINEAR_THRESHOLD = 0.04045 / 12.92
+_SRGB_SLOPE = 12.92
+_SRGB_GAMMA = 2.4
+_SRGB_OFFSET = 0.055
+
+# CIE f(t) constants, written with 6/29 so both branches meet exactly.
+_DELTA = 6.0 / 29.0
+_DELTA_CUBE = _DELTA**3
+_F_SLOPE = 1.0 / (3.0 * _DELTA**2)
+_F_OFFSET = 4.0 / 29.0
+
+
+def _check_image(image: object, name: str) -> None:
+    """Validate that ``image`` is a floating tensor of shape ``(*, 3, H, W)``.
+
+    Args:
+        image: the object to check.
+        name: the argument name used in error messages.
+
+    Raises:
+        TypeError: if ``image`` is not a tensor or not of a floating dtype.
+        ValueError: if ``image`` has fewer than 3 dims or not 3 channels at dim -3.
+    """
+    if not isinstance(image, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(image).__name__}")
+    if not image.is_floating_point():
+        raise TypeError(f"{name} must have a floating point dtype, got {image.dtype}")
+    if image.dim() < 3 or image.shape[-3] != 3:
+        raise ValueError(
+            f"{name} must have shape (*, 3, H, W), got shape {tuple(image.shape)}"
+        )
+
+
+def _matrix_apply(matrix: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """Apply a 3x3 matrix to the channel dimension (-3) of ``image``."""
+    m = matrix.to(device=image.device, dtype=image.dtype)
+    return torch.einsum("ij,...jhw->...ihw", m, image)
+
+
+def _srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
+    # The clamp keeps the unused power branch away from negative bases, whose
+    # NaN gradients would otherwise leak through torch.where.
+    power = ((x.clamp(min=_SRGB_THRESHOLD) + _SRGB_OFFSET) / (1.0 + _SRGB_OFFSET)) ** _SRGB_GAMMA
+    return torch.where(x <= _SRGB_THRESHOLD, x / _SRGB_SLOPE, power)
+
+
+def _linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
+    # Clamped for the same reason as in _srgb_to_linear; also avoids the
+    # infinite derivative of x ** (1 / 2.4) at 0.
+    power = (1.0 + _SRGB_OFFSET) * x.clamp(min=_LINEAR_THRESHOLD) ** (1.0 / _SRGB_GAMMA) - _SRGB_OFFSET
+    return torch.where(x <= _LINEAR_THRESHOLD, x * _SRGB_SLOPE, power)
+
+
+def _cie_f(t: torch.Tensor) -> torch.Tensor:
+    # Cube root has an infinite slope at 0; the clamp keeps it finite.
+    cube_root = t.clamp(min=_DELTA_CUBE) ** (1.0 / 3.0)
+    return torch.where(t > _DELTA_CUBE, cube_root, t * _F_SLOPE + _F_OFFSET)
+
+
+def _cie_f_inv(t: torch.Tensor) -> torch.Tensor:
+    return torch.where(t > _DELTA, t**3, (t - _F_OFFSET) / _F_SLOPE)
+
+
+def srgb_to_linear(image: torch.Tensor) -> torch.Tensor:
+    r"""Decode gamma-encoded sRGB values to linear light.
+
+    Uses the IEC 61966-2-1 piecewise curve: ``x / 12.92`` for ``x <= 0.04045``
+    and ``((x + 0.055) / 1.055) ** 2.4`` above.
+
+    Args:
+        image: sRGB image of shape :math:`(*, 3, H, W)`, values in ``[0, 1]``.
+
+    Returns:
+        Linear RGB of shape :math:`(*, 3, H, W)`, values in ``[0, 1]``.
+
+    Example:
+        >>> srgb_to_linear(torch.ones(1, 3, 2, 2)).allclose(torch.ones(1, 3, 2, 2))
+        True
+    """
+    _check_image(image, "image")
+    return _srgb_to_linear(image)
+
+
+def linear_to_srgb(image: torch.Tensor) -> torch.Tensor:
+    r"""Encode linear-light RGB with the sRGB transfer curve.
+
+    Inverse of :func:`srgb_to_linear`: ``12.92 * x`` for
+    ``x <= 0.04045 / 12.92`` and ``1.055 * x ** (1 / 2.4) - 0.055`` above.
+
+    Args:
+        image: linear RGB image of shape :math:`(*, 3, H, W)`, values in ``[0, 1]``.
+
+    Returns:
+        sRGB image of shape :math:`(*, 3, H, W)`, values in ``[0, 1]``.
+    """
+    _check_image(image, "image")
+    return _linear_to_srgb(image)
+
+
+def rgb_to_lab(image: torch.Tensor) -> torch.Tensor:
+    r"""Convert an sRGB image to CIELAB (D65 white).
+
+    Args:
+        image: sRGB image of shape :math:`(*, 3, H, W)`, values in ``[0, 1]``.
+
+    Returns:
+        Lab image of shape :math:`(*, 3, H, W)`: ``L`` in ``[0, 100]``, ``a``
+        and ``b`` roughly in ``[-128, 127]``.
+
+    Example:
+        >>> lab = rgb_to_lab(torch.ones(1, 3, 1, 1))
+        >>> [round(v, 6) for v in lab.flatten().tolist()]
+        [100.0, 0.0, 0.0]
+    """
+    _check_image(image, "image")
+    xyz = _matrix_apply(_RGB_TO_XYZ_NORM, _srgb_to_linear(image))
+    fx, fy, fz = _cie_f(xyz).unbind(dim=-3)
+    lightness = 116.0 * fy - 16.0
+    a = 500.0 * (fx - fy)
+    b = 200.0 * (fy - fz)
+    return torch.stack([lightness, a, b], dim=-3)
+
+
+def lab_to_rgb(lab: torch.Tensor, clip: bool = True) -> torch.Tensor:
+    r"""Convert a CIELAB image (D65 white) to sRGB.
+
+    Args:
+        lab: Lab image of shape :math:`(*, 3, H, W)`: ``L`` in ``[0, 100]``,
+            ``a`` and ``b`` roughly in ``[-128, 127]``.
+        clip: clamp the result to ``[0, 1]``. Lab colours outside the sRGB
+            gamut otherwise give values below 0 or above 1.
+
+    Returns:
+        sRGB image of shape :math:`(*, 3, H, W)`, values in ``[0, 1]`` when
+        ``clip`` is true.
+    """
+    _check_image(lab, "lab")
+    lightness, a, b = lab.unbind(dim=-3)
+    fy = (lightness + 16.0) / 116.0
+    fx = fy + a / 500.0
+    fz = fy - b / 200.0
+    xyz = _cie_f_inv(torch.stack([fx, fy, fz], dim=-3))
+    rgb = _linear_to_srgb(_matrix_apply(_XYZ_NORM_TO_RGB, xyz))
+    if clip:
+        rgb = rgb.clamp(0.0, 1.0)
+    return rgb
+
+
+def rgb_to_gray(image: torch.Tensor) -> torch.Tensor:
+    r"""Convert an sRGB image to grey with ITU-R 601 luma weights.
+
+    The weights ``0.299, 0.587, 0.114`` are applied to the gamma-encoded
+    values, as PIL's ``Image.convert("L")`` does, so a colour photo converted
+    here looks like the greyscale inputs the model sees at inference time.
+
+    Args:
+        image: sRGB image of shape :math:`(*, 3, H, W)`, values in ``[0, 1]``.
+
+    Returns:
+        Grey image of shape :math:`(*, 1, H, W)`, values in ``[0, 1]``.
+    """
+    _check_image(image, "image")
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=image.dtype, device=image.device)
+    return (image * weights.view(3, 1, 1)).sum(dim=-3, keepdim=True)
+
+
+def lab_l_from_srgb(image: torch.Tensor) -> torch.Tensor:
+    r"""Compute only the CIELAB lightness ``L*`` of an sRGB image.
+
+    Cheaper than :func:`rgb_to_lab` when the chroma channels are not needed:
+    only the luminance ``Y = 0.2126729 R + 0.7151522 G + 0.0721750 B`` of the
+    linear RGB is formed, then ``L* = 116 f(Y) - 16``.
+
+    Args:
+        image: sRGB image of shape :math:`(*, 3, H, W)`, values in ``[0, 1]``.
+
+    Returns:
+        Lightness of shape :math:`(*, 1, H, W)`, values in ``[0, 100]``.
+    """
+    _check_image(image, "image")
+    # Same normalised row as rgb_to_lab uses, so both give the same L*.
+    weights = _RGB_TO_XYZ_NORM[1].to(device=image.device, dtype=image.dtype)
+    luminance = (_srgb_to_linear(image) * weights.view(3, 1, 1)).sum(dim=-3, keepdim=True)
+    return 116.0 * _cie_f(luminance) - 16.0

@@ -1,0 +1,214 @@
+"""The attentional generator of section 3.1.1 / 4.1 (U-GAT-IT's light ResNet generator with AGIN)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .attention import CAMAttention
+from .norm import AGIN, AGIN_RHO_INIT, GIN_RHO_INIT, GroupInstanceNorm
+
+__all__ = ["Generator", "GeneratorOutput", "MIN_SIZE"]
+
+#: Smallest input height or width the generator accepts (reflection padding needs room at the bottleneck).
+MIN_SIZE = 32
+
+
+class GeneratorOutput(NamedTuple):
+    """What :class:`Generator` returns.
+
+    image: (N, out_channels, H, W) in [-1, 1], the input's H and W.
+    cam_logits: (N, len(pooling)) CAM logits of the auxiliary classifier (N, 0) when ``use_cam=False``.
+    heatmap: (N, 1, H', W') attention heatmap at the bottleneck resolution (about H/4, W/4).
+    """
+
+    image: torch.Tensor
+    cam_logits: torch.Tensor
+    heatmap: torch.Tensor
+
+
+def _conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1, bias: bool = True) -> nn.Sequential:
+    return nn.Sequential(
+        nn.ReflectionPad2d(kernel // 2),
+        nn.Conv2d(in_ch, out_ch, kernel_size=kernel, stride=stride, bias=bias),
+    )
+
+
+class ResidualBlock(nn.Module):
+    """Encoder block: two 3x3 convs with instance norm, ReLU between, identity shortcut."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            _conv(channels, channels, 3, bias=False),
+            nn.InstanceNorm2d(channels),
+            nn.ReLU(inplace=True),
+            _conv(channels, channels, 3, bias=False),
+            nn.InstanceNorm2d(channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class AdaptiveResidualBlock(nn.Module):
+    """Decoder block: two 3x3 convs, each followed by AGIN driven by the generator's gamma and beta."""
+
+    def __init__(self, channels: int, num_groups: int, rho_init: float, learn_rho: bool) -> None:
+        super().__init__()
+        self.conv1 = _conv(channels, channels, 3, bias=False)
+        self.norm1 = AGIN(channels, num_groups, rho_init=rho_init, learn_rho=learn_rho)
+        self.conv2 = _conv(channels, channels, 3, bias=False)
+        self.norm2 = AGIN(channels, num_groups, rho_init=rho_init, learn_rho=learn_rho)
+
+    def forward(self, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.norm1(self.conv1(x), gamma, beta), inplace=True)
+        return x + self.norm2(self.conv2(h), gamma, beta)
+
+
+class UpsampleBlock(nn.Module):
+    """x2 nearest upsampling, stride-1 3x3 conv, GroupInstanceNorm, ReLU (U-GAT-IT's ILN block)."""
+
+    def __init__(self, in_ch: int, out_ch: int, num_groups: int, rho_init: float, learn_rho: bool) -> None:
+        super().__init__()
+        self.conv = _conv(in_ch, out_ch, 3, bias=False)
+        self.norm = GroupInstanceNorm(out_ch, num_groups, rho_init=rho_init, learn_rho=learn_rho)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        return F.relu(self.norm(self.conv(x)), inplace=True)
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+class Generator(nn.Module):
+    """Attentional colorization generator G (section 3.1.1, 4.1).
+
+    Encoder: 7x7 stem, two stride-2 3x3 convs (instance norm, ReLU), ``num_blocks`` residual blocks with
+    instance norm. Auxiliary classifier: :class:`CAMAttention` on the encoder features. A "light" MLP
+    (as in U-GAT-IT's light model) maps globally averaged attention features to per-channel ``gamma``
+    and ``beta``. Decoder: ``num_blocks`` adaptive residual blocks with :class:`AGIN`, two upsampling
+    blocks (x2 nearest, stride-1 conv, :class:`GroupInstanceNorm`, ReLU), a 7x7 conv and tanh.
+
+    Any input size with H, W >= 32 works: the input is reflection-padded to a multiple of 4 and the
+    output cropped back, so ``image`` always has the input's H and W.
+
+    Args:
+        in_channels (int, default 3): input channels; gray inputs are 3 equal channels unless set to 1.
+        out_channels (int, default 3): output channels (3 for colour, 1 or 3 for gray).
+        base_channels (int, default 64): width of the stem; the bottleneck has 4x this many channels.
+        num_blocks (int, default 4): residual blocks in the encoder and adaptive blocks in the decoder.
+        num_groups (int, default 32): group-norm groups in AGIN and GroupInstanceNorm; must divide
+            base_channels, 2 * base_channels and 4 * base_channels.
+        pooling (tuple of str, default ("avg", "median")): CAM poolings; ("avg", "max") is U-GAT-IT's.
+        use_cam (bool, default True): False removes the auxiliary classifier (the CAM ablation); the
+            decoder then sees the plain encoder features and ``cam_logits`` has shape (N, 0).
+        rho_init (float, default 0.1): initial rho of every AGIN (weight of group norm).
+        upsample_rho_init (float, default 1.0): initial rho of the upsampling GroupInstanceNorms.
+        learn_rho (bool, default True): False fixes every rho at its initial value (the GN-only and
+            IN-only ablations set both inits to 1 or 0 with learn_rho=False).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        base_channels: int = 64,
+        num_blocks: int = 4,
+        num_groups: int = 32,
+        pooling: Sequence[str] = ("avg", "median"),
+        use_cam: bool = True,
+        rho_init: float = AGIN_RHO_INIT,
+        upsample_rho_init: float = GIN_RHO_INIT,
+        learn_rho: bool = True,
+    ) -> None:
+        super().__init__()
+        in_channels = _positive_int("in_channels", in_channels)
+        out_channels = _positive_int("out_channels", out_channels)
+        base_channels = _positive_int("base_channels", base_channels)
+        num_blocks = _positive_int("num_blocks", num_blocks)
+        num_groups = _positive_int("num_groups", num_groups)
+        for ch in (base_channels, 2 * base_channels, 4 * base_channels):
+            if ch % num_groups:
+                raise ValueError(
+                    f"num_groups={num_groups} must divide every normalized width "
+                    f"({base_channels}, {2 * base_channels}, {4 * base_channels}); it does not divide {ch}"
+                )
+        for name, value in (("rho_init", rho_init), ("upsample_rho_init", upsample_rho_init)):
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.use_cam = bool(use_cam)
+        c = base_channels
+        bottleneck = 4 * c
+
+        self.encoder = nn.Sequential(
+            _conv(in_channels, c, 7, bias=False),
+            nn.InstanceNorm2d(c),
+            nn.ReLU(inplace=True),
+            _conv(c, 2 * c, 3, stride=2, bias=False),
+            nn.InstanceNorm2d(2 * c),
+            nn.ReLU(inplace=True),
+            _conv(2 * c, bottleneck, 3, stride=2, bias=False),
+            nn.InstanceNorm2d(bottleneck),
+            nn.ReLU(inplace=True),
+            *[ResidualBlock(bottleneck) for _ in range(num_blocks)],
+        )
+        # Constructed even when unused so that pooling is validated the same way in every configuration.
+        cam = CAMAttention(bottleneck, pooling=pooling, activation="relu")
+        self.cam = cam if self.use_cam else None
+        self.num_cam_logits = len(cam.pooling) if self.use_cam else 0
+        self.mlp = nn.Sequential(
+            nn.Linear(bottleneck, bottleneck, bias=False),
+            nn.ReLU(inplace=True),
+            nn.Linear(bottleneck, bottleneck, bias=False),
+            nn.ReLU(inplace=True),
+        )
+        self.to_gamma = nn.Linear(bottleneck, bottleneck, bias=False)
+        self.to_beta = nn.Linear(bottleneck, bottleneck, bias=False)
+        self.decoder_blocks = nn.ModuleList(
+            AdaptiveResidualBlock(bottleneck, num_groups, rho_init, learn_rho) for _ in range(num_blocks)
+        )
+        self.upsample = nn.Sequential(
+            UpsampleBlock(bottleneck, 2 * c, num_groups, upsample_rho_init, learn_rho),
+            UpsampleBlock(2 * c, c, num_groups, upsample_rho_init, learn_rho),
+        )
+        self.head = nn.Sequential(_conv(c, out_channels, 7, bias=False), nn.Tanh())
+
+    def forward(self, x: torch.Tensor) -> GeneratorOutput:
+        """Translate (N, in_channels, H, W) images in [-1, 1]; see :class:`GeneratorOutput`."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"Generator expects a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"Generator expects input of shape (N, {self.in_channels}, H, W), got {tuple(x.shape)}"
+            )
+        h, w = x.shape[-2:]
+        if h < MIN_SIZE or w < MIN_SIZE:
+            raise ValueError(f"Generator needs H and W of at least {MIN_SIZE}, got {h}x{w}")
+        pad_h, pad_w = (-h) % 4, (-w) % 4
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+
+        features = self.encoder(x)
+        if self.cam is not None:
+            features, cam_logits, heatmap = self.cam(features)
+        else:
+            cam_logits = features.new_zeros(features.shape[0], 0)
+            heatmap = features.sum(dim=1, keepdim=True)
+        style = self.mlp(features.mean(dim=(2, 3)))
+        gamma, beta = self.to_gamma(style), self.to_beta(style)
+        for block in self.decoder_blocks:
+            features = block(features, gamma, beta)
+        image = self.head(self.upsample(features))
+        if pad_h or pad_w:
+            image = image[..., :h, :w]
+        return GeneratorOutput(image, cam_logits, heatmap)
