@@ -91,14 +91,16 @@ def _matrix_apply(matrix: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
 def _srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
     # The clamp keeps the unused power branch away from negative bases, whose
     # NaN gradients would otherwise leak through torch.where.
-    power = ((x.clamp(min=_SRGB_THRESHOLD) + _SRGB_OFFSET) / (1.0 + _SRGB_OFFSET)) ** _SRGB_GAMMA
+    shifted = (x.clamp(min=_SRGB_THRESHOLD) + _SRGB_OFFSET) / (1.0 + _SRGB_OFFSET)
+    power = shifted**_SRGB_GAMMA
     return torch.where(x <= _SRGB_THRESHOLD, x / _SRGB_SLOPE, power)
 
 
 def _linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
     # Clamped for the same reason as in _srgb_to_linear; also avoids the
     # infinite derivative of x ** (1 / 2.4) at 0.
-    power = (1.0 + _SRGB_OFFSET) * x.clamp(min=_LINEAR_THRESHOLD) ** (1.0 / _SRGB_GAMMA) - _SRGB_OFFSET
+    encoded = x.clamp(min=_LINEAR_THRESHOLD) ** (1.0 / _SRGB_GAMMA)
+    power = (1.0 + _SRGB_OFFSET) * encoded - _SRGB_OFFSET
     return torch.where(x <= _LINEAR_THRESHOLD, x * _SRGB_SLOPE, power)
 
 

@@ -1,0 +1,565 @@
+"""One-call colorization: ``Colorizer.from_pretrained().colorize(image)``.
+
+The generator runs at a small working resolution; its output's CIELAB chroma (a, b) is upsampled to the
+input's size and joined with the input's own lightness L (DESIGN.md, "luminance-exact inference"). The
+result has the input's size and lightness at any resolution, and the network's cost does not grow with
+the image: only a linear colour-space pass does, which runs in strips to bound memory.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any, NamedTuple, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import nn
+
+from .color import _cie_f, lab_to_rgb, linear_to_srgb, rgb_to_lab, srgb_to_linear
+from .generator import MIN_SIZE, Generator
+
+__all__ = ["Colorizer", "ColorizeResult", "ImageInput", "ARCHITECTURE", "DEFAULT_MODEL_DIR", "ImageReadError"]
+
+ARCHITECTURE = "agincolor.Generator"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "pretrained"
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+ImageInput = Union[Image.Image, str, os.PathLike, np.ndarray, torch.Tensor]
+
+# Bytes of working memory per output pixel (input copy, L, upsampled ab, output) plus strip temporaries.
+_BYTES_PER_PIXEL = 32
+_STRIP_PIXELS = 1 << 20
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class ImageReadError(ValueError):
+    """An input file is missing, not an image, or cannot be decoded."""
+
+
+class ColorizeResult(NamedTuple):
+    """``colorize(..., return_attention=True)`` returns the image and the CAM heatmap at its size.
+
+    image: the colorized image, of the input's kind.
+    attention: heatmap normalised to [0, 1]: a PIL "L" image, an (H, W) float32 array, or an
+        (1, H, W) / (N, 1, H, W) float tensor, matching the input's kind.
+    """
+
+    image: Any
+    attention: Any
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+class _Prepared(NamedTuple):
+    """One image reduced to what colorization needs."""
+
+    lightness: torch.Tensor  # (H, W) float32 CIELAB L* in [0, 100]
+    gray: torch.Tensor  # (H, W) float32 luma in [0, 1], the network's input before resizing
+    alpha: np.ndarray | torch.Tensor | None
+
+
+class Colorizer(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="agincolor",
+    tags=["image-colorization", "agincolor", "u-gat-it"],
+    license="mit",
+    pipeline_tag="image-to-image",
+):
+    """A gray-to-colour generator with everything needed to colorize images of any size.
+
+    Args:
+        generator (dict, default None): keyword arguments of :class:`~agincolor.Generator` (None: its
+            defaults). Stored in config.json, so a saved folder rebuilds the same network.
+        working_size (int, default 256): the network runs on images resized to about this many pixels
+            squared (aspect kept, each side at least 32); chroma is then upsampled to the input's size.
+        architecture (str): must be ``"agincolor.Generator"``; a config for anything else is refused.
+
+    Load with :meth:`from_pretrained` (no argument: the model bundled in the package; a folder; or a Hub
+    id), save with ``save_pretrained`` / ``push_to_hub`` (config.json + model.safetensors + model card).
+    """
+
+    def __init__(
+        self,
+        generator: dict[str, Any] | None = None,
+        working_size: int = 256,
+        architecture: str = ARCHITECTURE,
+        **unexpected: Any,
+    ) -> None:
+        super().__init__()
+        if unexpected:
+            raise ValueError(f"Colorizer config has unknown keys: {', '.join(sorted(unexpected))}")
+        if architecture != ARCHITECTURE:
+            raise ValueError(
+                f"config is for architecture {architecture!r}; agincolor's Colorizer loads only {ARCHITECTURE!r}"
+            )
+        if isinstance(working_size, bool) or not isinstance(working_size, int) or working_size < MIN_SIZE:
+            raise ValueError(f"working_size must be an int >= {MIN_SIZE}, got {working_size!r}")
+        generator = dict(generator or {})
+        if "pooling" in generator:
+            generator["pooling"] = tuple(generator["pooling"])
+        try:
+            self.generator = Generator(**generator)
+        except TypeError as err:
+            raise ValueError(f"Colorizer config 'generator' has an invalid entry: {err}") from None
+        if self.generator.in_channels not in (1, 3) or self.generator.out_channels != 3:
+            raise ValueError(
+                "a Colorizer needs a generator with in_channels 1 or 3 and out_channels 3, got "
+                f"{self.generator.in_channels} and {self.generator.out_channels}"
+            )
+        self.generator_config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in generator.items()}
+        self.working_size = working_size
+
+    # ----------------------------------------------------------------------------------- loading
+    @classmethod
+    def from_pretrained(  # type: ignore[override]
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike[str] | None = None,
+        *,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        force_download: bool = False,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        **model_kwargs: Any,
+    ) -> "Colorizer":
+        """Load a Colorizer: the bundled default model (no argument), a local folder, or a Hub repo id.
+
+        Only ``model.safetensors`` is ever read (no pickle). Loading is strict: a missing file, a corrupt
+        safetensors file, missing or unexpected weights, a shape mismatch or a config for another
+        architecture raise ``ValueError`` / ``FileNotFoundError`` naming the problem.
+        """
+        if pretrained_model_name_or_path is None:
+            folder = DEFAULT_MODEL_DIR
+            if not (folder / WEIGHTS_NAME).exists():
+                raise FileNotFoundError(f"the bundled default model is missing from {folder}; reinstall agincolor")
+        else:
+            folder = cls._resolve(
+                pretrained_model_name_or_path,
+                revision=revision,
+                cache_dir=cache_dir,
+                local_files_only=local_files_only,
+                token=token,
+                force_download=force_download,
+            )
+        model = super().from_pretrained(folder, local_files_only=True, **model_kwargs)
+        if device is not None or dtype is not None:
+            model.to(device=device, dtype=dtype)
+        return model
+
+    @staticmethod
+    def _resolve(name: str | os.PathLike[str], **hub: Any) -> Path:
+        path = Path(name)
+        if path.is_dir():
+            for required in (CONFIG_NAME, WEIGHTS_NAME):
+                if not (path / required).is_file():
+                    raise FileNotFoundError(f"model folder {str(path)!r} has no {required}")
+            return path
+        text = str(name)
+        if path.exists() or not _HUB_ID.match(text):
+            raise FileNotFoundError(
+                f"{text!r} is neither a model folder (with {CONFIG_NAME} and {WEIGHTS_NAME}) nor a Hub id 'org/name'"
+            )
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+        files = {}
+        for required in (CONFIG_NAME, WEIGHTS_NAME):
+            try:
+                files[required] = Path(hf_hub_download(repo_id=text, filename=required, **hub))
+            except EntryNotFoundError:
+                raise FileNotFoundError(f"Hub repo {text!r} has no {required}") from None
+            except LocalEntryNotFoundError:
+                raise FileNotFoundError(
+                    f"{required} of Hub repo {text!r} is not in the local cache and downloading is off "
+                    "(local_files_only=True or HF_HUB_OFFLINE)"
+                ) from None
+        if files[CONFIG_NAME].parent != files[WEIGHTS_NAME].parent:
+            raise FileNotFoundError(f"Hub repo {text!r}: config and weights resolved to different revisions")
+        return files[CONFIG_NAME].parent
+
+    @classmethod
+    def _from_pretrained(  # type: ignore[override]
+        cls, *, model_id: str, map_location: str = "cpu", strict: bool = True, **kwargs: Any
+    ) -> "Colorizer":
+        for key in ("revision", "cache_dir", "force_download", "local_files_only", "token"):
+            kwargs.pop(key, None)
+        model = cls(**kwargs)
+        model.load_weights(Path(model_id) / WEIGHTS_NAME, map_location=map_location)
+        return model.eval()
+
+    def load_weights(self, path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> None:
+        """Load a safetensors file strictly into this model (every key present, no extra, same shapes)."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"weights file {str(path)!r} does not exist")
+        try:
+            state = load_file(str(path), device=str(map_location))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+            raise ValueError(f"{str(path)!r} is not a readable safetensors file: {err}") from None
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise ValueError(
+                f"weights in {str(path)!r} do not match the config: "
+                + (f"missing {len(missing)} keys (e.g. {missing[:3]}) " if missing else "")
+                + (f"unexpected {len(unexpected)} keys (e.g. {unexpected[:3]})" if unexpected else "")
+            )
+        wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}" for k, v in own.items() if state[k].shape != v.shape]
+        if wrong:
+            raise ValueError(f"weights in {str(path)!r} have mismatched shapes: {'; '.join(wrong[:5])}")
+        self.load_state_dict(state, strict=True)
+
+    # ----------------------------------------------------------------------------------- inputs
+    @staticmethod
+    def _open(path: str | os.PathLike[str]) -> Image.Image:
+        p = Path(path)
+        if not p.is_file():
+            raise ImageReadError(f"image file {str(p)!r} does not exist" if not p.exists() else f"{str(p)!r} is not a file")
+        try:
+            with Image.open(p) as im:
+                im.load()
+                return im.copy()
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+            raise ImageReadError(f"cannot read image file {str(p)!r}: {err}") from None
+
+    def _check_size(self, h: int, w: int) -> None:
+        if h <= 0 or w <= 0:
+            raise ValueError(f"image has zero size ({w}x{h})")
+        need = h * w * _BYTES_PER_PIXEL
+        available = _available_memory()
+        if available is not None and need > available:
+            raise MemoryError(
+                f"a {w}x{h} image needs about {need / 2**30:.1f} GiB to colorize; only "
+                f"{available / 2**30:.1f} GiB is available"
+            )
+
+    def _prepare_pil(self, image: Image.Image) -> _Prepared:
+        image = ImageOps.exif_transpose(image)
+        w, h = image.size
+        self._check_size(h, w)
+        mode = image.mode
+        alpha = None
+        if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in image.info):
+            alpha = np.asarray(image.convert("RGBA").getchannel("A"))
+        if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+            arr = np.asarray(image, dtype=np.float64 if mode in ("I", "F") else np.float32)
+            scale = 65535.0 if mode.startswith("I;16") or (mode == "I" and arr.max() > 255) else 255.0
+            if mode == "F":
+                scale = 1.0 if arr.max() <= 1.0 else 255.0
+            gray = torch.from_numpy(np.clip(arr / scale, 0.0, 1.0).astype(np.float32))
+            return _Prepared(_lightness_of_gray(gray), gray, alpha)
+        if mode in ("1", "L", "LA", "La"):
+            u8 = torch.from_numpy(np.array(image.convert("L"), dtype=np.uint8))
+            return _Prepared(_L_OF_GRAY_U8[u8.long()], u8.float() / 255.0, alpha)
+        rgb = torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8))
+        return _prepare_rgb_u8(rgb, alpha)
+
+    def _prepare_array(self, arr: np.ndarray) -> _Prepared:
+        if arr.ndim == 3 and arr.shape[2] == 1:
+            arr = arr[:, :, 0]
+        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+            raise ValueError(f"numpy images must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {arr.shape}")
+        h, w = arr.shape[:2]
+        self._check_size(h, w)
+        alpha = None
+        if arr.ndim == 3 and arr.shape[2] == 4:
+            alpha, arr = arr[:, :, 3].copy(), arr[:, :, :3]
+        if arr.dtype == np.uint8:
+            t = torch.from_numpy(np.ascontiguousarray(arr))
+            if t.dim() == 2:
+                return _Prepared(_L_OF_GRAY_U8[t.long()], t.float() / 255.0, alpha)
+            return _prepare_rgb_u8(t, alpha)
+        if arr.dtype == np.uint16:
+            f = torch.from_numpy(arr.astype(np.float32) / 65535.0)
+        elif arr.dtype in (np.float16, np.float32, np.float64):
+            f = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+            _check_unit_range(f, "numpy image")
+        else:
+            raise TypeError(f"unsupported numpy dtype {arr.dtype}; use uint8, uint16 or float in [0, 1]")
+        if f.dim() == 2:
+            return _Prepared(_lightness_of_gray(f), f, alpha)
+        return _prepare_rgb_float(f.permute(2, 0, 1), alpha)
+
+    def _prepare_tensor(self, t: torch.Tensor) -> _Prepared:
+        if t.dim() != 3 or t.shape[0] not in (1, 3, 4):
+            raise ValueError(f"image tensors must have shape (1|3|4, H, W), got {tuple(t.shape)}")
+        self._check_size(t.shape[1], t.shape[2])
+        t = t.detach().cpu()
+        alpha = None
+        if t.shape[0] == 4:
+            alpha, t = t[3:].clone(), t[:3]
+        if t.dtype == torch.uint8:
+            t = t.float() / 255.0
+        elif t.is_floating_point():
+            t = t.float()
+            _check_unit_range(t, "image tensor")
+        else:
+            raise TypeError(f"unsupported tensor dtype {t.dtype}; use float in [0, 1] or uint8")
+        if t.shape[0] == 1:
+            return _Prepared(_lightness_of_gray(t[0]), t[0], alpha)
+        return _prepare_rgb_float(t, alpha)
+
+    # ----------------------------------------------------------------------------------- running
+    def working_shape(self, height: int, width: int) -> tuple[int, int]:
+        """The (h, w) the network sees for an input of this size: about working_size**2 pixels,
+        aspect kept, multiples of 4, each side at least 32."""
+        scale = self.working_size / math.sqrt(height * width)
+
+        def side(n: int) -> int:
+            return max(MIN_SIZE, int(round(n * scale / 4)) * 4)
+
+        return side(height), side(width)
+
+    @torch.no_grad()
+    def _chroma(self, grays: list[torch.Tensor], shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the generator on gray images resized to ``shape``; returns (ab (N, 2, h, w), heatmap)."""
+        param = next(self.generator.parameters())
+        batch = torch.stack(
+            [F.interpolate(g[None, None], size=shape, mode="bilinear", align_corners=False, antialias=True)[0] for g in grays]
+        ).to(device=param.device, dtype=param.dtype)
+        x = batch * 2 - 1
+        if self.generator.in_channels == 3:
+            x = x.expand(-1, 3, -1, -1)
+        out = self.generator(x.clamp(-1, 1))
+        rgb = ((out.image.float() + 1) / 2).clamp(0, 1)
+        ab = rgb_to_lab(rgb)[:, 1:]
+        return ab.cpu(), out.heatmap.float().cpu()
+
+    def _colorize_prepared(
+        self, items: list[_Prepared], batch_size: int, with_attention: bool
+    ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """Colorize prepared images; returns, per image, uint8 RGB (H, W, 3) and an optional heatmap (H, W)."""
+        results: list[tuple[torch.Tensor, torch.Tensor | None] | None] = [None] * len(items)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, item in enumerate(items):
+            groups.setdefault(self.working_shape(*item.gray.shape), []).append(i)
+        for shape, indices in groups.items():
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start : start + batch_size]
+                ab, heat = self._chroma([items[i].gray for i in chunk], shape)
+                for j, i in enumerate(chunk):
+                    lightness = items[i].lightness
+                    rgb = _join_lightness_and_chroma(lightness, ab[j])
+                    attention = None
+                    if with_attention:
+                        attention = _normalised_heatmap(heat[j], lightness.shape)
+                    results[i] = (rgb, attention)
+        return results  # type: ignore[return-value]
+
+    def colorize(
+        self,
+        image: ImageInput | Sequence[ImageInput],
+        *,
+        batch_size: int = 8,
+        return_attention: bool = False,
+    ) -> Any:
+        """Colorize one image or a list of images; each comes back as the same kind it went in.
+
+        Accepts a PIL image in any mode (L, LA, RGB, RGBA, P, I;16, CMYK, 1, ...), a file path, a numpy
+        array (H, W), (H, W, 3) or (H, W, 4) (uint8, uint16, or float in [0, 1]), or a torch tensor
+        (1|3|4, H, W) or (N, 1|3|4, H, W) (float in [0, 1] or uint8). Colour inputs are recoloured from
+        their lightness. EXIF orientation is applied to PIL images and files; alpha is kept.
+
+        Returns: a PIL RGB(A) image for PIL images and paths; a numpy (H, W, 3|4) array of the input's
+        dtype; a tensor (3|4, H, W) or (N, 3|4, H, W) of the input's dtype and device; a list for a list.
+        With ``return_attention=True`` each result is a :class:`ColorizeResult` (image, attention).
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if isinstance(image, torch.Tensor) and image.dim() == 4:
+            batch = [self._prepare_tensor(t) for t in image]
+            outputs = self._colorize_prepared(batch, batch_size, return_attention)
+            stacked = torch.stack([_to_tensor_like(rgb, p.alpha, image) for (rgb, _), p in zip(outputs, batch)])
+            if return_attention:
+                heat = torch.stack([a for _, a in outputs])[:, None].to(image.device)  # type: ignore[misc]
+                return ColorizeResult(stacked, heat)
+            return stacked
+        many = isinstance(image, (list, tuple))
+        pairs = [self._prepare_one(im) for im in (image if many else [image])]  # type: ignore[union-attr]
+        outputs = self._colorize_prepared([p for p, _ in pairs], batch_size, return_attention)
+        finished = []
+        for (rgb, attention), (prep, original) in zip(outputs, pairs):
+            out = _to_kind(rgb, prep.alpha, original)
+            if return_attention:
+                out = ColorizeResult(out, _attention_to_kind(attention, original))
+            finished.append(out)
+        return finished if many else finished[0]
+
+    def _prepare_one(self, image: ImageInput) -> tuple[_Prepared, Any]:
+        """Returns the prepared image and what decides the output's kind (the loaded PIL image for paths)."""
+        if isinstance(image, (str, os.PathLike)):
+            image = self._open(image)
+        if isinstance(image, Image.Image):
+            return self._prepare_pil(image), image
+        if isinstance(image, np.ndarray):
+            return self._prepare_array(image), image
+        if isinstance(image, torch.Tensor):
+            return self._prepare_tensor(image), image
+        raise TypeError(
+            f"cannot colorize a {type(image).__name__}; pass a PIL image, a file path, a numpy array or a torch tensor"
+        )
+
+    def forward(self, x: torch.Tensor) -> Any:
+        """The generator's forward on (N, C, H, W) images in [-1, 1] (for users who want raw outputs)."""
+        return self.generator(x)
+
+
+# ------------------------------------------------------------------------------------ colour helpers
+def _check_unit_range(t: torch.Tensor, what: str) -> None:
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{what} contains NaN or infinite values")
+    lo, hi = float(t.min()), float(t.max())
+    if lo < -1e-3 or hi > 1 + 1e-3:
+        raise ValueError(f"float {what} values must lie in [0, 1], got range [{lo:.3g}, {hi:.3g}]")
+
+
+def _lightness_of_gray(v: torch.Tensor) -> torch.Tensor:
+    """L* of neutral pixels with gamma-encoded value v in [0, 1]: Y = linear(v) for R = G = B."""
+    y = srgb_to_linear(v.clamp(0, 1)[None].expand(3, -1, -1))[0]
+    return 116.0 * _cie_f(y) - 16.0
+
+
+_L_OF_GRAY_U8 = _lightness_of_gray(torch.arange(256, dtype=torch.float64).div(255.0)[None]).float()[0]
+_LINEAR_U8 = srgb_to_linear(torch.arange(256, dtype=torch.float64).div(255.0)[None, None].expand(3, 1, -1))[0, 0].float()
+_Y_WEIGHTS = (0.2126729, 0.7151522, 0.0721750)
+
+
+def _prepare_rgb_u8(rgb: torch.Tensor, alpha: Any) -> _Prepared:
+    """(H, W, 3) uint8 -> L* via 256-entry tables (linearisation) and the network's gray input."""
+    idx = rgb.long()
+    y = torch.zeros(rgb.shape[:2], dtype=torch.float32)
+    gray = torch.zeros(rgb.shape[:2], dtype=torch.float32)
+    for c, (wy, wg) in enumerate(zip(_Y_WEIGHTS, (0.299, 0.587, 0.114))):
+        y.add_(_LINEAR_U8[idx[..., c]], alpha=wy)
+        gray.add_(rgb[..., c].float(), alpha=wg / 255.0)
+    return _Prepared(116.0 * _cie_f(y) - 16.0, gray, alpha)
+
+
+def _prepare_rgb_float(rgb: torch.Tensor, alpha: Any) -> _Prepared:
+    """(3, H, W) float in [0, 1] -> L* and the network's gray input."""
+    rgb = rgb.clamp(0, 1)
+    lin = srgb_to_linear(rgb)
+    y = lin[0] * _Y_WEIGHTS[0] + lin[1] * _Y_WEIGHTS[1] + lin[2] * _Y_WEIGHTS[2]
+    gray = rgb[0] * 0.299 + rgb[1] * 0.587 + rgb[2] * 0.114
+    return _Prepared(116.0 * _cie_f(y) - 16.0, gray, alpha)
+
+
+def _fit_gamut(lab: torch.Tensor) -> torch.Tensor:
+    """sRGB of (3, M) Lab pixels; out-of-gamut pixels lose chroma (never lightness) until they fit.
+
+    Neutral colours are always inside the gamut, so a bisection on the chroma scale in [0, 1] converges.
+    """
+    rgb = lab_to_rgb(lab[:, None, :], clip=False)[:, 0, :]
+    outside = ((rgb < 0) | (rgb > 1)).any(dim=0)
+    if outside.any():
+        sub = lab[:, outside]
+        lo = torch.zeros(sub.shape[1])
+        hi = torch.ones(sub.shape[1])
+        for _ in range(10):
+            mid = (lo + hi) / 2
+            trial = torch.cat([sub[:1], sub[1:] * mid], dim=0)
+            t_rgb = lab_to_rgb(trial[:, None, :], clip=False)[:, 0, :]
+            ok = ((t_rgb >= 0) & (t_rgb <= 1)).all(dim=0)
+            lo = torch.where(ok, mid, lo)
+            hi = torch.where(ok, hi, mid)
+        fitted = torch.cat([sub[:1], sub[1:] * lo], dim=0)
+        rgb[:, outside] = lab_to_rgb(fitted[:, None, :], clip=False)[:, 0, :]
+    return rgb.clamp(0, 1)
+
+
+def _join_lightness_and_chroma(lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """Join full-size L* (H, W) with working-size chroma (2, h, w); returns uint8 RGB (H, W, 3).
+
+    Works through horizontal strips so memory stays proportional to the output, not to temporaries.
+    """
+    h, w = lightness.shape
+    out = torch.empty((h, w, 3), dtype=torch.uint8)
+    rows = max(1, _STRIP_PIXELS // max(1, w))
+    ab = ab[None]
+    sh, sw = ab.shape[-2:]
+    for top in range(0, h, rows):
+        bottom = min(h, top + rows)
+        # Bilinear upsampling of only this strip's rows (align_corners=False sampling positions).
+        ys = (torch.arange(top, bottom, dtype=torch.float32) + 0.5) * (sh / h) - 0.5
+        xs = (torch.arange(w, dtype=torch.float32) + 0.5) * (sw / w) - 0.5
+        grid_y = ys.div(max(sh - 1, 1)).mul(2).sub(1) if sh > 1 else torch.zeros_like(ys)
+        grid_x = xs.div(max(sw - 1, 1)).mul(2).sub(1) if sw > 1 else torch.zeros_like(xs)
+        grid = torch.stack(torch.meshgrid(grid_x, grid_y, indexing="xy"), dim=-1)[None]
+        strip_ab = F.grid_sample(ab, grid, mode="bilinear", padding_mode="border", align_corners=True)[0]
+        lab = torch.cat([lightness[None, top:bottom], strip_ab], dim=0).reshape(3, -1)
+        rgb = _fit_gamut(lab)
+        out[top:bottom] = rgb.mul_(255.0).round_().to(torch.uint8).reshape(3, bottom - top, w).permute(1, 2, 0)
+    return out
+
+
+def _normalised_heatmap(heat: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    heat = heat.float()
+    heat = heat - heat.min()
+    heat = heat / heat.max().clamp_min(1e-8)
+    return F.interpolate(heat[None], size=size, mode="bilinear", align_corners=False)[0, 0].clamp(0, 1)
+
+
+def _to_kind(rgb: torch.Tensor, alpha: Any, original: Any) -> Any:
+    """Turn uint8 (H, W, 3) RGB (+ alpha) into the kind of ``original``."""
+    if isinstance(original, Image.Image):
+        arr = rgb.numpy()
+        if alpha is not None:
+            return Image.fromarray(np.dstack([arr, np.asarray(alpha, dtype=np.uint8)]), mode="RGBA")
+        return Image.fromarray(arr, mode="RGB")
+    if isinstance(original, np.ndarray):
+        arr = rgb.numpy()
+        if original.dtype == np.uint8:
+            out = arr
+        elif original.dtype == np.uint16:
+            out = arr.astype(np.uint16) * 257
+        else:
+            out = (arr.astype(np.float32) / 255.0).astype(original.dtype)
+        if alpha is not None:
+            out = np.dstack([out, np.asarray(alpha).astype(out.dtype)])
+        return out
+    return _to_tensor_like(rgb, alpha, original)
+
+
+def _to_tensor_like(rgb: torch.Tensor, alpha: Any, original: torch.Tensor) -> torch.Tensor:
+    t = rgb.permute(2, 0, 1)
+    if original.dtype != torch.uint8:
+        t = t.to(original.dtype) / 255.0
+    if alpha is not None:
+        t = torch.cat([t, torch.as_tensor(alpha).to(t.dtype).reshape(1, *t.shape[1:])], dim=0)
+    return t.to(original.device)
+
+
+def _attention_to_kind(attention: torch.Tensor | None, original: Any) -> Any:
+    if attention is None:
+        return None
+    if isinstance(original, Image.Image):
+        return Image.fromarray((attention.numpy() * 255).round().astype(np.uint8), mode="L")
+    if isinstance(original, np.ndarray):
+        return attention.numpy().astype(np.float32)
+    return attention[None].to(original.device)

@@ -1,0 +1,120 @@
+"""Command-line front end of the trainer, shared by ``agincolor train`` and ``examples/train_cyclegan.py``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import Sequence
+
+from .config import TrainConfig
+
+__all__ = ["build_parser", "config_from_args", "main"]
+
+_HELP = {
+    "data": "folder of colour photos (searched recursively for jpg, png, webp, bmp)",
+    "out": "run folder: log.jsonl, samples/, checkpoint.pt, colorizer/",
+    "gray_data": "optional second folder for the gray domain (unpaired); default: luminance of --data images",
+    "load_size": "images are resized to this square size before cropping (paper: 286)",
+    "crop_size": "random crop size, the training resolution (paper: 256)",
+    "flip": "random horizontal flips",
+    "batch_size": "images per step per process (paper: 1)",
+    "steps": "training steps",
+    "decay_start": "fraction of the run after which the learning rate decays linearly to zero",
+    "lr": "Adam learning rate (paper: 2e-4)",
+    "beta1": "Adam beta1 (paper: 0.5)",
+    "beta2": "Adam beta2 (paper: 0.999)",
+    "weight_decay": "Adam weight decay",
+    "adv_weight": "lambda_1, adversarial terms (eqs. 4, 8)",
+    "cycle_weight": "lambda_2, cycle L1 (eq. 5); 0 drops G_c and D_g entirely",
+    "content_weight": "lambda_3, content (identity) L1 (eq. 6)",
+    "cam_weight": "lambda_4, generator CAM cross-entropy (eq. 7)",
+    "paired_weight": "L1 between G_g(gray(y)) and y; > 0 pairs each gray image with its colour original",
+    "base_channels": "generator stem width (bottleneck is 4x)",
+    "num_blocks": "residual blocks in encoder and decoder",
+    "num_groups": "group-norm groups in AGIN and GroupInstanceNorm",
+    "pooling": "CAM poolings, comma separated: avg, max, median",
+    "use_cam": "use the CAM auxiliary classifier (off: the CAM ablation)",
+    "rho_init": "initial rho of every AGIN (weight of group norm)",
+    "upsample_rho_init": "initial rho of the upsampling GroupInstanceNorms",
+    "learn_rho": "learn rho (off: keep it fixed at its initial value, for the GN-only/IN-only ablations)",
+    "d_base_channels": "discriminator first-layer width",
+    "d_local_layers": "convs of the local PatchGAN (5 gives 70x70)",
+    "d_global_layers": "convs of the global PatchGAN (7 gives 286x286)",
+    "d_max_channels": "cap on discriminator widths (default: none, as U-GAT-IT)",
+    "seed": "random seed (data order, crops, initial weights)",
+    "device": "auto, cpu, cuda or cuda:N",
+    "amp": "bfloat16 autocast",
+    "channels_last": "channels-last memory format",
+    "workers": "data-loading worker processes",
+    "log_every": "steps between log.jsonl records",
+    "sample_every": "steps between sample grids",
+    "checkpoint_every": "steps between checkpoints",
+    "time_budget": "also stop after this many seconds of training; the decay then follows elapsed time",
+    "init_from": "warm-start G_g from a Colorizer folder (config.json + model.safetensors)",
+    "export_working_size": "working resolution written into the exported Colorizer (default: crop size)",
+}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """An argparse parser with one option per :class:`TrainConfig` field, defaults from the paper."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Train the attentional colorization framework of Gao et al. 2020 (G_g, G_c, D_c, D_g). "
+        "Defaults reproduce the paper's section 4.2. Multi-GPU / multi-node: start with torchrun.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "extra":
+            continue
+        default = getattr(defaults, f.name)
+        flag = _flag(f.name)
+        help_text = _HELP[f.name]
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        elif f.name == "pooling":
+            parser.add_argument(flag, default=",".join(default), help=help_text)
+        elif f.name in ("gray_data", "init_from"):
+            parser.add_argument(flag, default=None, help=help_text)
+        elif f.name in ("d_max_channels", "export_working_size"):
+            parser.add_argument(flag, type=int, default=None, help=help_text)
+        elif f.name == "time_budget":
+            parser.add_argument(flag, type=float, default=None, help=help_text)
+        else:
+            parser.add_argument(
+                flag, type=type(default), default=default, required=f.name == "data", help=help_text
+            )
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if it exists")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if f.name != "extra"}
+    values["pooling"] = tuple(p.strip() for p in str(values["pooling"]).split(",") if p.strip())
+    return TrainConfig(**values)
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ValueError as err:
+        parser.error(str(err))
+    from .trainer import Trainer
+
+    try:
+        trainer = Trainer(config, resume=args.resume, progress=not args.no_progress)
+    except (FileNotFoundError, NotADirectoryError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    trainer.train()
+    if trainer.world.is_main:
+        print(f"exported colorizer to {trainer.out / 'colorizer'}")
+    return 0

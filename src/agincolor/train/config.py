@@ -1,0 +1,159 @@
+"""Training configuration: one typed dataclass whose defaults reproduce section 4.2 of the paper."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..attention import POOLINGS
+from ..norm import AGIN_RHO_INIT, GIN_RHO_INIT
+
+__all__ = ["TrainConfig", "ARCHITECTURE_FIELDS"]
+
+#: Fields that shape the networks; a checkpoint resumed with other values is refused.
+ARCHITECTURE_FIELDS = (
+    "base_channels",
+    "num_blocks",
+    "num_groups",
+    "pooling",
+    "use_cam",
+    "rho_init",
+    "upsample_rho_init",
+    "learn_rho",
+    "d_base_channels",
+    "d_local_layers",
+    "d_global_layers",
+    "d_max_channels",
+    "cycle_weight_enabled",
+)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs. Defaults follow the paper (section 4.2 and eq. 9).
+
+    Data: ``data`` is a folder tree of colour photos; the gray domain is their luminance, drawn
+    independently (unpaired) unless ``paired_weight`` > 0, when each gray image is the luminance of the
+    colour image beside it; ``gray_data`` takes gray images from a second folder instead (unpaired only).
+    Images are resized to ``load_size`` and randomly cropped to ``crop_size`` with horizontal flips.
+
+    Objective (eq. 9): ``adv_weight`` * (eqs. 4, 8) + ``cycle_weight`` * eq. 5 + ``content_weight`` * eq. 6
+    + ``cam_weight`` * eq. 7, plus ``paired_weight`` * |G_g(gray(y)) - y|_1 (ours, off by default).
+    With ``cycle_weight`` = 0 the reverse generator G_c and its discriminator D_g serve no term, so they
+    are not built (a pix2pix-like setting that trains three times faster).
+
+    Optimisation: Adam(lr, betas), batch ``batch_size`` per process, ``steps`` steps, learning rate
+    constant, then linearly decayed to zero from ``decay_start`` (a fraction of ``steps``). With
+    ``time_budget`` (seconds) the run also ends when that much training time has passed, and the decay
+    follows whichever of steps or time is further along (for fixed-length GPU sessions).
+    """
+
+    data: str = ""
+    out: str = "runs/agincolor"
+    gray_data: str | None = None
+    load_size: int = 286
+    crop_size: int = 256
+    flip: bool = True
+    batch_size: int = 1
+    steps: int = 100_000
+    decay_start: float = 0.5
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    weight_decay: float = 0.0
+    adv_weight: float = 1.0
+    cycle_weight: float = 9.0
+    content_weight: float = 9.0
+    cam_weight: float = 999.0
+    paired_weight: float = 0.0
+    # Generator (both directions share the architecture).
+    base_channels: int = 64
+    num_blocks: int = 4
+    num_groups: int = 32
+    pooling: tuple[str, ...] = ("avg", "median")
+    use_cam: bool = True
+    rho_init: float = AGIN_RHO_INIT
+    upsample_rho_init: float = GIN_RHO_INIT
+    learn_rho: bool = True
+    # Discriminators.
+    d_base_channels: int = 64
+    d_local_layers: int = 5
+    d_global_layers: int = 7
+    d_max_channels: int | None = None
+    # Runtime.
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    channels_last: bool = False
+    workers: int = 2
+    log_every: int = 10
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    time_budget: float | None = None
+    init_from: str | None = None
+    export_working_size: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.pooling = tuple(self.pooling)
+        for name in ("load_size", "crop_size", "batch_size", "steps", "log_every", "sample_every", "checkpoint_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.crop_size > self.load_size:
+            raise ValueError(f"crop_size ({self.crop_size}) must not exceed load_size ({self.load_size})")
+        if self.crop_size < 32:
+            raise ValueError(f"crop_size must be at least 32, got {self.crop_size}")
+        if not 0.0 <= self.decay_start <= 1.0:
+            raise ValueError(f"decay_start must be a fraction in [0, 1], got {self.decay_start}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name in ("adv_weight", "cycle_weight", "content_weight", "cam_weight", "paired_weight", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        bad = [p for p in self.pooling if p not in POOLINGS]
+        if bad or not self.pooling:
+            raise ValueError(f"pooling must be a non-empty tuple of {POOLINGS}, got {self.pooling}")
+        if self.paired_weight > 0 and self.gray_data:
+            raise ValueError("paired_weight > 0 needs gray images made from the colour ones; drop gray_data")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
+
+    @property
+    def cycle_weight_enabled(self) -> bool:
+        return self.cycle_weight > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["pooling"] = list(self.pooling)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown training config keys: {', '.join(unknown)}")
+        return cls(**d)
+
+    def generator_kwargs(self) -> dict[str, Any]:
+        return dict(
+            base_channels=self.base_channels,
+            num_blocks=self.num_blocks,
+            num_groups=self.num_groups,
+            pooling=tuple(self.pooling),
+            use_cam=self.use_cam,
+            rho_init=self.rho_init,
+            upsample_rho_init=self.upsample_rho_init,
+            learn_rho=self.learn_rho,
+        )
+
+    def discriminator_kwargs(self) -> dict[str, Any]:
+        return dict(
+            base_channels=self.d_base_channels,
+            local_layers=self.d_local_layers,
+            global_layers=self.d_global_layers,
+            max_channels=self.d_max_channels,
+            pooling=tuple(self.pooling),
+        )

@@ -1,0 +1,163 @@
+"""Training data: a folder of colour photos, the gray domain made from their luminance on the fly.
+
+Sampling is a pure function of (seed, step), so a resumed run draws exactly the batches an uninterrupted
+run would have drawn, on any number of processes and data-loader workers.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+from PIL import Image, ImageFile
+from torch.utils.data import Dataset, Sampler
+
+__all__ = ["IMAGE_EXTENSIONS", "find_images", "ImageFolder", "StepBatchSampler", "load_rgb"]
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+
+# A truncated JPEG must fail loudly here rather than decode into a half-gray training image.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+def find_images(root: str | os.PathLike[str]) -> list[Path]:
+    """All image files (by extension) under ``root``, recursively, in a stable sorted order."""
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"data folder {str(root)!r} does not exist")
+    if not root.is_dir():
+        raise NotADirectoryError(f"data path {str(root)!r} is not a folder")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not files:
+        raise ValueError(
+            f"data folder {str(root)!r} holds no images (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})"
+        )
+    return files
+
+
+def load_rgb(path: Path) -> Image.Image:
+    """Decode ``path`` fully as an RGB image; raises on unreadable or truncated files."""
+    with Image.open(path) as im:
+        im.load()
+        return im.convert("RGB")
+
+
+def _seeded(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed & 0x7FFF_FFFF_FFFF_FFFF)
+
+
+class ImageFolder(Dataset):
+    """Images under a folder, resized to ``load_size``, randomly cropped to ``crop_size`` and flipped.
+
+    Items are addressed by ``(index, seed)``: the seed fixes the crop and flip. An unreadable file is
+    skipped with one warning naming it, and the next file is used in its place; the item reports how
+    many files it skipped so the trainer can count them. Returns a float tensor (3, crop, crop) in [-1, 1].
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        load_size: int = 286,
+        crop_size: int = 256,
+        flip: bool = True,
+    ) -> None:
+        if crop_size > load_size:
+            raise ValueError(f"crop_size ({crop_size}) must not exceed load_size ({load_size})")
+        self.files = find_images(root)
+        self.load_size = load_size
+        self.crop_size = crop_size
+        self.flip = flip
+        self._warned: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _transform(self, image: Image.Image, seed: int) -> torch.Tensor:
+        rng = _seeded(seed)
+        image = image.resize((self.load_size, self.load_size), Image.BICUBIC)
+        top, left = (int(v) for v in torch.randint(0, self.load_size - self.crop_size + 1, (2,), generator=rng))
+        image = image.crop((left, top, left + self.crop_size, top + self.crop_size))
+        if self.flip and bool(torch.rand((), generator=rng) < 0.5):
+            image = image.transpose(Image.FLIP_LEFT_RIGHT)
+        t = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
+        t = t.view(self.crop_size, self.crop_size, 3).permute(2, 0, 1)
+        return t.float().div_(127.5).sub_(1.0)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
+        index, seed = key
+        for skipped in range(len(self.files)):
+            i = (index + skipped) % len(self.files)
+            try:
+                image = load_rgb(self.files[i])
+            except Exception as err:  # any decoder failure means "unusable file", never a crash
+                if i not in self._warned:
+                    self._warned.add(i)
+                    warnings.warn(f"skipping unreadable image {self.files[i]}: {err}", stacklevel=2)
+                continue
+            return self._transform(image, seed), skipped
+        raise RuntimeError(f"no readable image among the {len(self.files)} files of the data folder")
+
+
+class StepBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Yields, for each training step from ``start_step`` on, this rank's share of the global batch.
+
+    Step s of epoch e = s // steps_per_epoch reads positions of a permutation seeded by (seed, e);
+    every item also gets an augmentation seed derived from (seed, step, slot). ``stream`` separates
+    independent draws from the same dataset (colour domain 0, gray domain 1).
+    """
+
+    def __init__(
+        self,
+        dataset_size: int,
+        batch_size: int,
+        seed: int,
+        start_step: int = 0,
+        total_steps: int | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        stream: int = 0,
+    ) -> None:
+        self.n = dataset_size
+        self.batch_size = batch_size
+        self.seed = seed
+        self.start_step = start_step
+        self.total_steps = total_steps
+        self.rank = rank
+        self.world_size = world_size
+        self.stream = stream
+        self.global_batch = batch_size * world_size
+        self.steps_per_epoch = max(1, self.n // self.global_batch) if self.n >= self.global_batch else 1
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        g = _seeded(self.seed * 1_000_003 + epoch * 7919 + self.stream * 104_729)
+        return torch.randperm(self.n, generator=g)
+
+    def batch_for_step(self, step: int) -> list[tuple[int, int]]:
+        epoch, pos = divmod(step, self.steps_per_epoch)
+        perm = self._permutation(epoch)
+        out = []
+        for j in range(self.batch_size):
+            slot = pos * self.global_batch + self.rank * self.batch_size + j
+            index = int(perm[slot % self.n])
+            aug_seed = (self.seed * 2_654_435_761 + step * 40_503 + slot * 97 + self.stream * 7) & 0x7FFF_FFFF
+            out.append((index, aug_seed))
+        return out
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        step = self.start_step
+        while self.total_steps is None or step < self.total_steps:
+            yield self.batch_for_step(step)
+            step += 1
+
+    def __len__(self) -> int:
+        if self.total_steps is None:
+            raise TypeError("an endless StepBatchSampler has no length")
+        return max(0, self.total_steps - self.start_step)
+
+
+def collate(items: Sequence[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, int]:
+    """Stack images; sum the skipped-file counts."""
+    return torch.stack([im for im, _ in items]), sum(s for _, s in items)

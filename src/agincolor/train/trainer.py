@@ -1,0 +1,517 @@
+"""The training loop for the paper's framework: G_g, G_c, D_c, D_g trained with eq. 9.
+
+One iteration computes the generators' outputs once, updates the generators against frozen
+discriminators, then updates the discriminators on the same outputs, detached. Nothing is recomputed,
+and no discriminator step backpropagates into a generator (the two wastes of the reference U-GAT-IT code).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..color import rgb_to_gray
+from ..discriminator import Discriminator
+from ..generator import Generator
+from ..norm import AGIN, GroupInstanceNorm, clip_rho_
+from . import losses as L
+from .config import ARCHITECTURE_FIELDS, TrainConfig
+from .data import ImageFolder, StepBatchSampler, collate
+
+__all__ = ["Trainer", "export_generator", "CHECKPOINT_NAME", "atomic_save"]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """Write ``obj`` with torch.save to a temporary file beside ``path``, fsync it, then rename over ``path``.
+
+    A crash at any moment leaves either the previous file or the new one, never a torn file.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def to_gray(color: torch.Tensor) -> torch.Tensor:
+    """Luminance of colour images in [-1, 1], as 3 equal channels in [-1, 1] (the X_g domain)."""
+    return (rgb_to_gray((color + 1) / 2) * 2 - 1).expand_as(color).contiguous()
+
+
+def export_generator(
+    generator: Generator,
+    directory: str | os.PathLike[str],
+    generator_kwargs: dict[str, Any],
+    working_size: int,
+    half: bool = True,
+    model_card: str | None = None,
+) -> Path:
+    """Write a gray-to-colour generator as a Colorizer folder (config.json + model.safetensors).
+
+    ``half`` stores the weights in float16 (half the size; loading restores float32).
+    """
+    from ..colorizer import Colorizer
+
+    colorizer = Colorizer(generator=dict(generator_kwargs), working_size=working_size)
+    colorizer.generator.load_state_dict(generator.state_dict())
+    if half:
+        colorizer.half()
+    directory = Path(directory)
+    colorizer.save_pretrained(directory)
+    if model_card is not None:
+        (directory / "README.md").write_text(model_card)
+    return directory
+
+
+class _Distributed:
+    """World facts, with every collective a no-op on a single process."""
+
+    def __init__(self, device_hint: str) -> None:
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.enabled = self.world_size > 1
+        if device_hint == "auto":
+            device_hint = "cuda" if torch.cuda.is_available() else "cpu"
+        if device_hint.startswith("cuda"):
+            if not torch.cuda.is_available():
+                raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA device")
+            if self.enabled or device_hint == "cuda":
+                device_hint = f"cuda:{self.local_rank}"
+            torch.cuda.set_device(torch.device(device_hint))
+        self.device = torch.device(device_hint)
+        if self.enabled and not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if self.device.type == "cuda" else "gloo")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def average_gradients(self, params: list[nn.Parameter]) -> None:
+        """Average gradients over processes with one flat all-reduce (data parallelism, as DDP does)."""
+        if not self.enabled:
+            return
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world_size
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def mean(self, values: dict[str, float]) -> dict[str, float]:
+        if not self.enabled or not values:
+            return values
+        t = torch.tensor(list(values.values()), dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return {k: float(v) / self.world_size for k, v in zip(values, t.tolist())}
+
+    def sum_int(self, value: int) -> int:
+        if not self.enabled:
+            return value
+        t = torch.tensor([value], dtype=torch.int64, device=self.device)
+        dist.all_reduce(t)
+        return int(t.item())
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+
+def _params(*modules: nn.Module | None) -> list[nn.Parameter]:
+    return [p for m in modules if m is not None for p in m.parameters() if p.requires_grad]
+
+
+class Trainer:
+    """Trains G_g (gray to colour), G_c (colour to gray), D_c and D_g with the objective of eq. 9.
+
+    ``Trainer(config).train()`` runs ``config.steps`` steps, writing to ``config.out``: a JSONL log of
+    every loss term and rho statistics, sample grids, an atomic ``checkpoint.pt`` every
+    ``checkpoint_every`` steps and at the end, and the exported Colorizer folder ``colorizer/``.
+    ``resume=True`` continues from ``out/checkpoint.pt`` when it exists.
+    """
+
+    def __init__(self, config: TrainConfig, resume: bool = False, progress: bool = True) -> None:
+        self.config = config
+        self.progress = progress
+        self.world = _Distributed(config.device)
+        self.device = self.world.device
+        self.out = Path(config.out)
+        torch.manual_seed(config.seed)
+
+        self.color_data = ImageFolder(config.data, config.load_size, config.crop_size, config.flip)
+        self.gray_data = (
+            ImageFolder(config.gray_data, config.load_size, config.crop_size, config.flip)
+            if config.gray_data
+            else self.color_data
+        )
+        self.paired = config.paired_weight > 0
+
+        gk = config.generator_kwargs()
+        dk = config.discriminator_kwargs()
+        self.G_g = Generator(in_channels=3, out_channels=3, **gk).to(self.device)
+        self.D_c = Discriminator(in_channels=3, **dk).to(self.device)
+        self.reverse = config.cycle_weight > 0
+        self.G_c = Generator(in_channels=3, out_channels=3, **gk).to(self.device) if self.reverse else None
+        self.D_g = Discriminator(in_channels=3, **dk).to(self.device) if self.reverse else None
+        if config.channels_last:
+            for m in self._networks().values():
+                m.to(memory_format=torch.channels_last)
+
+        self.g_params = _params(self.G_g, self.G_c)
+        self.d_params = _params(self.D_c, self.D_g)
+        betas = (config.beta1, config.beta2)
+        self.opt_g = torch.optim.Adam(self.g_params, lr=config.lr, betas=betas, weight_decay=config.weight_decay)
+        self.opt_d = torch.optim.Adam(self.d_params, lr=config.lr, betas=betas, weight_decay=config.weight_decay)
+        self.base_lr = config.lr
+        self.step = 0
+        self.skipped = 0
+        self.elapsed = 0.0
+
+        if config.init_from:
+            self._init_from(config.init_from)
+        if resume and (self.out / CHECKPOINT_NAME).exists():
+            self.load_checkpoint(self.out / CHECKPOINT_NAME)
+        if self.world.enabled and not resume:
+            self._broadcast_parameters()
+
+    # ----------------------------------------------------------------------------------------- state
+    def _networks(self) -> dict[str, nn.Module]:
+        nets = {"G_g": self.G_g, "D_c": self.D_c}
+        if self.G_c is not None and self.D_g is not None:
+            nets.update(G_c=self.G_c, D_g=self.D_g)
+        return nets
+
+    def _broadcast_parameters(self) -> None:
+        # Every rank starts from rank 0's weights (and spectral-norm vectors), as DDP does at wrap time.
+        for net in self._networks().values():
+            for t in list(net.parameters()) + list(net.buffers()):
+                dist.broadcast(t.data, src=0)
+
+    def _init_from(self, folder: str) -> None:
+        """Warm start G_g from an exported Colorizer folder (safetensors only)."""
+        from ..colorizer import Colorizer
+
+        colorizer = Colorizer.from_pretrained(folder)
+        if colorizer.generator_config != {**colorizer.generator_config, **self.config.generator_kwargs()}:
+            raise ValueError(
+                f"--init-from {folder}: its generator config {colorizer.generator_config} differs from this "
+                f"run's {self.config.generator_kwargs()}"
+            )
+        self.G_g.load_state_dict(colorizer.generator.state_dict())
+        disc = Path(folder) / "discriminator.safetensors"
+        if disc.exists():
+            from safetensors.torch import load_file
+
+            state = load_file(str(disc))
+            self.D_c.load_state_dict({k: v.float() for k, v in state.items()})
+
+    def state_dict(self) -> dict[str, Any]:
+        rng: dict[str, Any] = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "format": "agincolor-checkpoint-1",
+            "step": self.step,
+            "skipped": self.skipped,
+            "elapsed": self.elapsed,
+            "config": self.config.to_dict(),
+            "networks": {k: v.state_dict() for k, v in self._networks().items()},
+            "optimizers": {"G": self.opt_g.state_dict(), "D": self.opt_d.state_dict()},
+            "rng": rng,
+        }
+
+    def save_checkpoint(self) -> Path | None:
+        """Atomically write ``out/checkpoint.pt`` (rank 0 only)."""
+        path = self.out / CHECKPOINT_NAME
+        if self.world.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            atomic_save(self.state_dict(), path)
+        self.world.barrier()
+        return path
+
+    def load_checkpoint(self, path: str | os.PathLike[str]) -> None:
+        """Restore everything a checkpoint holds. Refuses one written for other network shapes."""
+        # weights_only: a checkpoint holds tensors and plain containers; no code is unpickled.
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != "agincolor-checkpoint-1":
+            raise ValueError(f"{path} is not an agincolor training checkpoint")
+        saved = TrainConfig.from_dict({**state["config"], "pooling": tuple(state["config"]["pooling"])})
+        diffs = [
+            f"{k}: checkpoint {getattr(saved, k)!r} vs now {getattr(self.config, k)!r}"
+            for k in ARCHITECTURE_FIELDS
+            if getattr(saved, k) != getattr(self.config, k)
+        ]
+        if diffs:
+            raise ValueError(f"cannot resume from {path}: the architecture differs ({'; '.join(diffs)})")
+        for name, net in self._networks().items():
+            net.load_state_dict(state["networks"][name])
+        self.opt_g.load_state_dict(state["optimizers"]["G"])
+        self.opt_d.load_state_dict(state["optimizers"]["D"])
+        torch.set_rng_state(state["rng"]["torch"].cpu())
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), self.device)
+        self.step = int(state["step"])
+        self.skipped = int(state["skipped"])
+        self.elapsed = float(state.get("elapsed", 0.0))
+
+    # ------------------------------------------------------------------------------------- one step
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if not self.config.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    def progress_fraction(self) -> float:
+        """How far the run is, in [0, 1]: by steps, or by wall time when ``time_budget`` is set and further."""
+        frac = self.step / self.config.steps
+        if self.config.time_budget:
+            frac = max(frac, self.elapsed / self.config.time_budget)
+        return min(1.0, frac)
+
+    def _set_learning_rate(self) -> float:
+        """Constant learning rate, then a linear decay to zero from ``decay_start`` (section 4.2's schedule)."""
+        start = self.config.decay_start
+        frac = self.progress_fraction()
+        factor = 1.0 if frac < start or start >= 1.0 else max(0.0, (1.0 - frac) / (1.0 - start))
+        lr = self.base_lr * factor
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                group["lr"] = lr
+        return lr
+
+    def train_step(self, color: torch.Tensor, gray: torch.Tensor | None = None) -> dict[str, float]:
+        """One iteration on a colour batch ``color`` and a gray batch ``gray`` (both (N, 3, H, W) in [-1, 1]).
+
+        In paired mode (or when ``gray`` is None) the gray batch is the luminance of ``color``.
+        Returns every loss term as a float.
+        """
+        cfg = self.config
+        self._set_learning_rate()
+        y = color.to(self.device, non_blocking=True)
+        x = to_gray(y) if (self.paired or gray is None) else gray.to(self.device, non_blocking=True)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+            y = y.contiguous(memory_format=torch.channels_last)
+        G_g, G_c, D_c, D_g = self.G_g, self.G_c, self.D_c, self.D_g
+        zero = torch.zeros((), device=self.device)
+        terms: dict[str, torch.Tensor] = {}
+
+        # ---- generators: outputs computed once, discriminators frozen (no weight gradients wasted).
+        for p in self.d_params:
+            p.requires_grad_(False)
+        with self._autocast():
+            fake_c = G_g(x)
+            need_identity = cfg.content_weight > 0 or (cfg.cam_weight > 0 and G_g.use_cam)
+            ident_c = G_g(y) if need_identity else None
+            adv = L.adversarial_loss(D_c(fake_c.image))
+            content = L.content_loss(ident_c.image, y) if cfg.content_weight > 0 and ident_c is not None else zero
+            cam = L.cam_generator_loss(fake_c.cam_logits, ident_c.cam_logits) if ident_c is not None else zero
+            cycle = zero
+            if G_c is not None and D_g is not None:
+                fake_g = G_c(y)
+                ident_g = G_c(x) if need_identity else None
+                adv = adv + L.adversarial_loss(D_g(fake_g.image))
+                cycle = L.cycle_loss(G_c(fake_c.image).image, x) + L.cycle_loss(G_g(fake_g.image).image, y)
+                if ident_g is not None:
+                    if cfg.content_weight > 0:
+                        content = content + L.content_loss(ident_g.image, x)
+                    cam = cam + L.cam_generator_loss(fake_g.cam_logits, ident_g.cam_logits)
+            paired = L.paired_loss(fake_c.image, y) if self.paired else zero
+            g_total = (
+                cfg.adv_weight * adv
+                + cfg.cycle_weight * cycle
+                + cfg.content_weight * content
+                + cfg.cam_weight * cam
+                + cfg.paired_weight * paired
+            )
+        self.opt_g.zero_grad(set_to_none=True)
+        g_total.backward()
+        self.world.average_gradients(self.g_params)
+        self.opt_g.step()
+        clip_rho_(G_g)
+        if G_c is not None:
+            clip_rho_(G_c)
+        for p in self.d_params:
+            p.requires_grad_(True)
+
+        # ---- discriminators: the same fakes, detached; real and fake judged in one batched pass.
+        with self._autocast():
+            d_total = self._discriminator_loss(D_c, y, fake_c.image.detach())
+            if G_c is not None and D_g is not None:
+                d_total = d_total + self._discriminator_loss(D_g, x, fake_g.image.detach())
+            d_total = cfg.adv_weight * d_total
+        self.opt_d.zero_grad(set_to_none=True)
+        d_total.backward()
+        self.world.average_gradients(self.d_params)
+        self.opt_d.step()
+
+        terms = {
+            "g_total": g_total,
+            "g_adv": adv,
+            "g_cycle": cycle,
+            "g_content": content,
+            "g_cam": cam,
+            "g_paired": paired,
+            "d_total": d_total,
+        }
+        return {k: float(v.detach()) for k, v in terms.items()}
+
+    @staticmethod
+    def _discriminator_loss(D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        n = real.shape[0]
+        outs = D(torch.cat([real, fake.to(real.dtype)], dim=0))
+        real_out = [type(o)(*(t[:n] for t in o)) for o in outs]
+        fake_out = [type(o)(*(t[n:] for t in o)) for o in outs]
+        return L.discriminator_loss(real_out, fake_out)
+
+    # ---------------------------------------------------------------------------------- statistics
+    def rho_stats(self) -> dict[str, float]:
+        """Mean rho of each AGIN and GroupInstanceNorm layer of G_g, and their overall min and max."""
+        stats: dict[str, float] = {}
+        values = []
+        for name, m in self.G_g.named_modules():
+            if isinstance(m, (AGIN, GroupInstanceNorm)):
+                stats[f"rho/{name}"] = float(m.rho.detach().mean())
+                values.append(m.rho.detach().flatten())
+        if values:
+            allv = torch.cat(values)
+            stats["rho/min"] = float(allv.min())
+            stats["rho/max"] = float(allv.max())
+        return stats
+
+    # --------------------------------------------------------------------------------------- loop
+    def _loader(self, dataset: ImageFolder, stream: int) -> Iterator[tuple[torch.Tensor, int]]:
+        sampler = StepBatchSampler(
+            len(dataset),
+            self.config.batch_size,
+            self.config.seed,
+            start_step=self.step,
+            total_steps=self.config.steps,
+            rank=self.world.rank,
+            world_size=self.world.world_size,
+            stream=stream,
+        )
+        loader = DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=collate,
+            num_workers=self.config.workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+            prefetch_factor=4 if self.config.workers > 0 else None,
+        )
+        return iter(loader)
+
+    def train(self) -> dict[str, float]:
+        """Run until ``config.steps``; returns the last step's loss terms."""
+        cfg = self.config
+        if self.world.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        colors = self._loader(self.color_data, stream=0)
+        grays = None if self.paired else self._loader(self.gray_data, stream=1)
+        bar = None
+        if self.progress and self.world.is_main:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
+        log_path = self.out / "log.jsonl"
+        last: dict[str, float] = {}
+        started = time.perf_counter() - self.elapsed
+        while self.step < cfg.steps and not (cfg.time_budget and self._budget_spent()):
+            color, skipped = next(colors)
+            gray = None
+            if grays is not None:
+                gray, skipped_gray = next(grays)
+                skipped += skipped_gray
+            last = self.train_step(color, gray)
+            self.step += 1
+            self.skipped += self.world.sum_int(skipped)
+            self.elapsed = time.perf_counter() - started
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(g=f"{last['g_total']:.3f}", d=f"{last['d_total']:.3f}", refresh=False)
+            final = self.step == cfg.steps or bool(cfg.time_budget and self._budget_spent())
+            if self.step % cfg.log_every == 0 or final:
+                record = {"step": self.step, "time": round(self.elapsed, 3), "lr": self.opt_g.param_groups[0]["lr"]}
+                record.update(self.world.mean(last))
+                record.update(self.rho_stats())
+                record["skipped_files"] = self.skipped
+                if self.world.is_main:
+                    with open(log_path, "a") as f:
+                        f.write(json.dumps(record) + "\n")
+                if not all(math.isfinite(v) for v in last.values()):
+                    warnings.warn(f"non-finite loss at step {self.step}: {last}", stacklevel=2)
+            if self.step % cfg.sample_every == 0 or final:
+                self.save_samples()
+            if self.step % cfg.checkpoint_every == 0 or final:
+                self.save_checkpoint()
+        if bar is not None:
+            bar.close()
+        if self.skipped and self.world.is_main:
+            warnings.warn(f"{self.skipped} unreadable image(s) were skipped during training", stacklevel=2)
+        if self.world.is_main:
+            self.export(self.out / "colorizer")
+        self.world.barrier()
+        return last
+
+    def _budget_spent(self) -> bool:
+        # Every rank must stop at the same step: rank 0's clock decides.
+        spent = torch.tensor([float(self.elapsed >= (self.config.time_budget or float("inf")))], device=self.device)
+        if self.world.enabled:
+            dist.broadcast(spent, src=0)
+        return bool(spent.item())
+
+    # ------------------------------------------------------------------------------------ outputs
+    @torch.no_grad()
+    def save_samples(self, count: int = 4) -> Path | None:
+        """Save a grid of (gray input, output, ground truth, attention heatmap) rows as PNG (rank 0)."""
+        if not self.world.is_main:
+            return None
+        from torchvision.utils import save_image
+
+        n = min(count, len(self.color_data))
+        # A fixed set: the first images of the folder with a fixed crop, so grids compare across steps.
+        color = torch.stack([self.color_data[(i, 0)][0] for i in range(n)]).to(self.device)
+        gray = to_gray(color)
+        was_training = self.G_g.training
+        self.G_g.eval()
+        out = self.G_g(gray)
+        self.G_g.train(was_training)
+        heat = out.heatmap.float()
+        heat = heat - heat.amin(dim=(2, 3), keepdim=True)
+        heat = heat / heat.amax(dim=(2, 3), keepdim=True).clamp_min(1e-8)
+        heat = torch.nn.functional.interpolate(heat, size=color.shape[-2:], mode="bilinear", align_corners=False)
+        heat = heat * 2 - 1
+        rows = torch.stack([gray, out.image.float(), color, heat.expand_as(color)], dim=1).flatten(0, 1)
+        path = self.out / "samples" / f"step_{self.step:07d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_image((rows + 1) / 2, path, nrow=4, padding=2)
+        return path
+
+    def export(self, directory: str | os.PathLike[str]) -> Path:
+        """Write G_g as a Colorizer folder (config.json + model.safetensors)."""
+        size = self.config.export_working_size or self.config.crop_size
+        return export_generator(self.G_g, directory, self.config.generator_kwargs(), size)

@@ -1,0 +1,240 @@
+"""Tests for agincolor.color: reference values, properties, gradients, errors."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from PIL import Image
+from skimage.color import lab2rgb as sk_lab2rgb
+from skimage.color import rgb2lab as sk_rgb2lab
+
+from agincolor.color import (
+    lab_l_from_srgb,
+    lab_to_rgb,
+    linear_to_srgb,
+    rgb_to_gray,
+    rgb_to_lab,
+    srgb_to_linear,
+)
+
+PROPERTY_SETTINGS = settings(max_examples=40, deadline=None)
+
+
+def _pixel(r: float, g: float, b: float) -> torch.Tensor:
+    return torch.tensor([r, g, b], dtype=torch.float64).view(3, 1, 1)
+
+
+def _to_chw(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+
+
+def _to_hwc(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.permute(1, 2, 0).detach().numpy()
+
+
+@st.composite
+def _rgb_images(draw: st.DrawFn) -> np.ndarray:
+    """float64 arrays of shape (*, 3, H, W) with 0-2 leading dims, values in [0, 1]."""
+    leading = draw(st.lists(st.integers(1, 2), max_size=2))
+    height = draw(st.integers(1, 4))
+    width = draw(st.integers(1, 4))
+    shape = (*leading, 3, height, width)
+    return draw(hnp.arrays(np.float64, shape, elements=st.floats(0.0, 1.0)))
+
+
+# Published CIELAB (D65, 2 degree observer) values of the sRGB primaries and
+# white, e.g. from Bruce Lindbloom's colour calculator and the CIELAB article
+# on Wikipedia.
+@pytest.mark.parametrize(
+    ("rgb", "lab"),
+    [
+        ((1.0, 0.0, 0.0), (53.24, 80.09, 67.20)),
+        ((0.0, 1.0, 0.0), (87.73, -86.18, 83.18)),
+        ((0.0, 0.0, 1.0), (32.30, 79.19, -107.86)),
+    ],
+)
+def test_rgb_to_lab_matches_published_primaries_within_0_01(
+    rgb: tuple[float, float, float], lab: tuple[float, float, float]
+) -> None:
+    result = rgb_to_lab(_pixel(*rgb)).flatten()
+    torch.testing.assert_close(result, torch.tensor(lab, dtype=torch.float64), rtol=0, atol=0.01)
+
+
+def test_rgb_to_lab_maps_white_to_100_0_0_within_1e3() -> None:
+    result = rgb_to_lab(_pixel(1.0, 1.0, 1.0)).flatten()
+    torch.testing.assert_close(
+        result, torch.tensor([100.0, 0.0, 0.0], dtype=torch.float64), rtol=0, atol=1e-3
+    )
+
+
+def test_rgb_to_lab_maps_black_to_zero() -> None:
+    result = rgb_to_lab(_pixel(0.0, 0.0, 0.0)).flatten()
+    torch.testing.assert_close(result, torch.zeros(3, dtype=torch.float64), rtol=0, atol=1e-9)
+
+
+def test_rgb_to_lab_agrees_with_skimage_rgb2lab_within_matrix_rounding() -> None:
+    # skimage rounds the sRGB->XYZ matrix to 6 digits, so its rows no longer
+    # sum to its own D65 white: skimage maps white to b = +0.0047. Agreement is
+    # therefore bounded by about 5e-3 in a and b, and by 1.3e-3 in L (blue).
+    rng = np.random.default_rng(0)
+    image = np.concatenate([rng.random((32, 32, 3)), rng.integers(0, 2, (8, 32, 3))], axis=0)
+    ours = _to_hwc(rgb_to_lab(_to_chw(image)))
+    np.testing.assert_allclose(ours, sk_rgb2lab(image), rtol=0, atol=6e-3)
+
+
+def test_rgb_to_lab_is_inverted_by_skimage_lab2rgb_within_1e4() -> None:
+    rng = np.random.default_rng(1)
+    image = rng.random((32, 32, 3))
+    lab = _to_hwc(rgb_to_lab(_to_chw(image)))
+    np.testing.assert_allclose(sk_lab2rgb(lab), image, rtol=0, atol=1e-4)
+
+
+def test_lab_to_rgb_agrees_with_skimage_lab2rgb_within_1e3() -> None:
+    rng = np.random.default_rng(2)
+    lab = sk_rgb2lab(rng.random((32, 32, 3)))
+    ours = _to_hwc(lab_to_rgb(_to_chw(lab)))
+    np.testing.assert_allclose(ours, sk_lab2rgb(lab), rtol=0, atol=1e-3)
+
+
+@PROPERTY_SETTINGS
+@given(_rgb_images())
+def test_lab_round_trip_error_below_1e4(image: np.ndarray) -> None:
+    rgb = torch.from_numpy(image)
+    restored = lab_to_rgb(rgb_to_lab(rgb))
+    assert restored.shape == rgb.shape
+    assert (restored - rgb).abs().max().item() < 1e-4
+
+
+@PROPERTY_SETTINGS
+@given(_rgb_images())
+def test_srgb_linear_round_trip_error_below_1e10(image: np.ndarray) -> None:
+    rgb = torch.from_numpy(image)
+    assert (linear_to_srgb(srgb_to_linear(rgb)) - rgb).abs().max().item() < 1e-10
+
+
+@PROPERTY_SETTINGS
+@given(_rgb_images())
+def test_lab_l_from_srgb_equals_l_channel_of_rgb_to_lab(image: np.ndarray) -> None:
+    rgb = torch.from_numpy(image)
+    lightness = lab_l_from_srgb(rgb)
+    assert lightness.shape == (*rgb.shape[:-3], 1, *rgb.shape[-2:])
+    torch.testing.assert_close(lightness, rgb_to_lab(rgb)[..., :1, :, :], rtol=0, atol=1e-10)
+
+
+@PROPERTY_SETTINGS
+@given(
+    hnp.arrays(
+        np.uint8,
+        st.tuples(st.integers(1, 16), st.integers(1, 16), st.just(3)),
+        elements=st.integers(0, 255),
+    )
+)
+def test_rgb_to_gray_within_one_level_of_pil_convert_l(image: np.ndarray) -> None:
+    expected = np.asarray(Image.fromarray(image).convert("L")).astype(np.int64)
+    rgb = _to_chw(image).to(torch.float32) / 255.0
+    gray = rgb_to_gray(rgb)
+    assert gray.shape == (1, *image.shape[:2])
+    levels = torch.round(gray[0] * 255.0).to(torch.int64).numpy()
+    assert np.abs(levels - expected).max() <= 1
+
+
+def test_rgb_to_gray_uses_rec601_weights() -> None:
+    gray = rgb_to_gray(torch.eye(3, dtype=torch.float64).view(3, 3, 1, 1))
+    torch.testing.assert_close(
+        gray.flatten(), torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64)
+    )
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_conversions_preserve_input_dtype(dtype: torch.dtype) -> None:
+    rgb = torch.rand(2, 3, 4, 5).to(dtype)
+    assert rgb_to_lab(rgb).dtype == dtype
+    assert lab_to_rgb(rgb_to_lab(rgb)).dtype == dtype
+    assert rgb_to_gray(rgb).dtype == dtype
+    assert lab_l_from_srgb(rgb).dtype == dtype
+    assert srgb_to_linear(rgb).dtype == dtype
+    assert linear_to_srgb(rgb).dtype == dtype
+
+
+def test_lab_to_rgb_clip_controls_out_of_gamut_values() -> None:
+    # Saturated green at this lightness lies outside the sRGB gamut.
+    lab = torch.tensor([50.0, -128.0, 127.0], dtype=torch.float64).view(3, 1, 1)
+    unclipped = lab_to_rgb(lab, clip=False)
+    assert unclipped.min() < 0.0
+    clipped = lab_to_rgb(lab)
+    assert clipped.min() >= 0.0 and clipped.max() <= 1.0
+
+
+# Both ranges stay clear of the piecewise kinks (sRGB 0.04045, CIE f at
+# (6/29)^3) and of the clamps, where finite differences are not meaningful;
+# the first exercises the power branches, the second the linear ones.
+@pytest.mark.parametrize(("low", "high"), [(0.2, 0.9), (0.005, 0.03)])
+def test_rgb_to_lab_passes_gradcheck(low: float, high: float) -> None:
+    torch.manual_seed(0)
+    rgb = (low + (high - low) * torch.rand(2, 3, 3, 3, dtype=torch.float64)).requires_grad_()
+    assert torch.autograd.gradcheck(rgb_to_lab, (rgb,))
+
+
+@pytest.mark.parametrize(("low", "high"), [(0.2, 0.9), (0.005, 0.03)])
+def test_lab_to_rgb_passes_gradcheck(low: float, high: float) -> None:
+    torch.manual_seed(0)
+    rgb = low + (high - low) * torch.rand(2, 3, 3, 3, dtype=torch.float64)
+    lab = rgb_to_lab(rgb).detach().requires_grad_()
+    assert torch.autograd.gradcheck(lab_to_rgb, (lab,))
+
+
+def test_lab_l_from_srgb_passes_gradcheck() -> None:
+    torch.manual_seed(0)
+    rgb = (0.2 + 0.7 * torch.rand(1, 3, 3, 3, dtype=torch.float64)).requires_grad_()
+    assert torch.autograd.gradcheck(lab_l_from_srgb, (rgb,))
+
+
+def test_gradients_are_finite_at_black_and_white() -> None:
+    rgb = torch.cat([torch.zeros(1, 3, 2, 2), torch.ones(1, 3, 2, 2)]).double().requires_grad_()
+    (rgb_to_lab(rgb).sum() + lab_l_from_srgb(rgb).sum()).backward()
+    assert rgb.grad is not None and torch.isfinite(rgb.grad).all()
+    lab = rgb_to_lab(rgb.detach()).requires_grad_()
+    lab_to_rgb(lab, clip=False).sum().backward()
+    assert lab.grad is not None and torch.isfinite(lab.grad).all()
+
+
+ALL_FUNCTIONS: list[tuple[Callable[[torch.Tensor], torch.Tensor], str]] = [
+    (rgb_to_lab, "image"),
+    (lab_to_rgb, "lab"),
+    (rgb_to_gray, "image"),
+    (lab_l_from_srgb, "image"),
+    (srgb_to_linear, "image"),
+    (linear_to_srgb, "image"),
+]
+
+
+@pytest.mark.parametrize(("function", "name"), ALL_FUNCTIONS)
+def test_non_tensor_input_raises_type_error_naming_argument(
+    function: Callable[[torch.Tensor], torch.Tensor], name: str
+) -> None:
+    with pytest.raises(TypeError, match=name):
+        function(np.zeros((3, 2, 2)))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("function", "name"), ALL_FUNCTIONS)
+def test_integer_dtype_raises_type_error(
+    function: Callable[[torch.Tensor], torch.Tensor], name: str
+) -> None:
+    with pytest.raises(TypeError, match="floating"):
+        function(torch.zeros(3, 2, 2, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize(("function", "name"), ALL_FUNCTIONS)
+@pytest.mark.parametrize("shape", [(1, 4, 2, 2), (2, 2, 2), (3, 2), (3,)])
+def test_wrong_shape_raises_value_error_with_received_shape(
+    function: Callable[[torch.Tensor], torch.Tensor], name: str, shape: tuple[int, ...]
+) -> None:
+    with pytest.raises(ValueError, match=name) as info:
+        function(torch.zeros(shape))
+    assert str(shape) in str(info.value)
