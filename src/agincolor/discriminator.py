@@ -113,6 +113,10 @@ class Discriminator(nn.Module):
                 raise ValueError(f"{name} must be at least 3, got {value}")
         if max_channels is not None:
             _check_positive("max_channels", max_channels)
+        self.global_layers = global_layers
+        # Each stride-2 conv halves the size and the two stride-1 convs take one pixel each; the last
+        # reflection pad needs at least 2 pixels left, so the input needs 3 * 2**(layers - 2).
+        self.min_size = 3 * 2 ** (max(local_layers, global_layers) - 2)
         self.local = PatchDiscriminator(in_channels, base_channels, local_layers, max_channels, pooling)
         self.global_ = PatchDiscriminator(in_channels, base_channels, global_layers, max_channels, pooling)
 
@@ -122,6 +126,9 @@ class Discriminator(nn.Module):
             raise TypeError(f"Discriminator expects a torch.Tensor, got {type(x).__name__}")
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"Discriminator expects input of shape (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
-        if min(x.shape[-2:]) < 32:
-            raise ValueError(f"Discriminator needs H and W of at least 32, got {x.shape[-2]}x{x.shape[-1]}")
+        if min(x.shape[-2:]) < self.min_size:
+            raise ValueError(
+                f"Discriminator with global_layers={self.global_layers} needs H and W of at least "
+                f"{self.min_size}, got {x.shape[-2]}x{x.shape[-1]}"
+            )
         return self.local(x), self.global_(x)

@@ -96,7 +96,10 @@ def group_instance_norm(
         shift = shift * g
     if beta is not None:
         shift = shift + beta.reshape(-1, c).to(stat_dtype)
-    return x * scale.to(x.dtype)[:, :, None, None] + shift.to(x.dtype)[:, :, None, None]
+    # The affine runs at statistics precision: in bfloat16, x * scale and shift are large and nearly
+    # cancel for channels whose mean dwarfs their spread.
+    out = torch.addcmul(shift[:, :, None, None], xs, scale[:, :, None, None])
+    return out.to(x.dtype)
 
 
 class _GroupInstanceBase(nn.Module):
