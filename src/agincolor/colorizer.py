@@ -92,6 +92,8 @@ class Colorizer(
             defaults). Stored in config.json, so a saved folder rebuilds the same network.
         working_size (int, default 256): the network runs on images resized to about this many pixels
             squared (aspect kept, each side at least 32); chroma is then upsampled to the input's size.
+        saturation (float, default 1.0): scale applied to the predicted chroma (a, b) before it is joined
+            with the input's lightness; below 1 gives more muted colours. ``colorize`` can override it.
         architecture (str): must be ``"agincolor.Generator"``; a config for anything else is refused.
 
     Load with :meth:`from_pretrained` (no argument: the model bundled in the package; a folder; or a Hub
@@ -102,6 +104,7 @@ class Colorizer(
         self,
         generator: dict[str, Any] | None = None,
         working_size: int = 256,
+        saturation: float = 1.0,
         architecture: str = ARCHITECTURE,
         **unexpected: Any,
     ) -> None:
@@ -114,6 +117,9 @@ class Colorizer(
             )
         if isinstance(working_size, bool) or not isinstance(working_size, int) or working_size < MIN_SIZE:
             raise ValueError(f"working_size must be an int >= {MIN_SIZE}, got {working_size!r}")
+        if isinstance(saturation, bool) or not isinstance(saturation, (int, float)) or not 0 <= saturation <= 4:
+            raise ValueError(f"saturation must be a number in [0, 4], got {saturation!r}")
+        self.saturation = float(saturation)
         generator = dict(generator or {})
         if "pooling" in generator:
             generator["pooling"] = tuple(generator["pooling"])
@@ -352,7 +358,7 @@ class Colorizer(
         return ab.cpu(), out.heatmap.float().cpu()
 
     def _colorize_prepared(
-        self, items: list[_Prepared], batch_size: int, with_attention: bool
+        self, items: list[_Prepared], batch_size: int, with_attention: bool, saturation: float
     ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         """Colorize prepared images; returns, per image, uint8 RGB (H, W, 3) and an optional heatmap (H, W)."""
         results: list[tuple[torch.Tensor, torch.Tensor | None] | None] = [None] * len(items)
@@ -363,6 +369,8 @@ class Colorizer(
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start : start + batch_size]
                 ab, heat = self._chroma([items[i].gray for i in chunk], shape)
+                if saturation != 1.0:
+                    ab = ab * saturation
                 for j, i in enumerate(chunk):
                     lightness = items[i].lightness
                     rgb = _join_lightness_and_chroma(lightness, ab[j])
@@ -378,6 +386,7 @@ class Colorizer(
         *,
         batch_size: int = 8,
         return_attention: bool = False,
+        saturation: float | None = None,
     ) -> Any:
         """Colorize one image or a list of images; each comes back as the same kind it went in.
 
@@ -389,12 +398,17 @@ class Colorizer(
         Returns: a PIL RGB(A) image for PIL images and paths; a numpy (H, W, 3|4) array of the input's
         dtype; a tensor (3|4, H, W) or (N, 3|4, H, W) of the input's dtype and device; a list for a list.
         With ``return_attention=True`` each result is a :class:`ColorizeResult` (image, attention).
+        ``saturation`` overrides the model's chroma scale for this call.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if saturation is None:
+            saturation = self.saturation
+        elif isinstance(saturation, bool) or not isinstance(saturation, (int, float)) or not 0 <= saturation <= 4:
+            raise ValueError(f"saturation must be a number in [0, 4], got {saturation!r}")
         if isinstance(image, torch.Tensor) and image.dim() == 4:
             batch = [self._prepare_tensor(t) for t in image]
-            outputs = self._colorize_prepared(batch, batch_size, return_attention)
+            outputs = self._colorize_prepared(batch, batch_size, return_attention, saturation)
             stacked = torch.stack([_to_tensor_like(rgb, p.alpha, image) for (rgb, _), p in zip(outputs, batch)])
             if return_attention:
                 heat = torch.stack([a for _, a in outputs])[:, None].to(image.device)  # type: ignore[misc]
@@ -402,7 +416,7 @@ class Colorizer(
             return stacked
         many = isinstance(image, (list, tuple))
         pairs = [self._prepare_one(im) for im in (image if many else [image])]  # type: ignore[union-attr]
-        outputs = self._colorize_prepared([p for p, _ in pairs], batch_size, return_attention)
+        outputs = self._colorize_prepared([p for p, _ in pairs], batch_size, return_attention, saturation)
         finished = []
         for (rgb, attention), (prep, original) in zip(outputs, pairs):
             out = _to_kind(rgb, prep.alpha, original)

@@ -215,7 +215,8 @@ class Trainer:
         from ..colorizer import Colorizer
 
         colorizer = Colorizer.from_pretrained(folder)
-        if colorizer.generator_config != {**colorizer.generator_config, **self.config.generator_kwargs()}:
+        wanted = {k: list(v) if isinstance(v, tuple) else v for k, v in self.config.generator_kwargs().items()}
+        if colorizer.generator_config != {**colorizer.generator_config, **wanted}:
             raise ValueError(
                 f"--init-from {folder}: its generator config {colorizer.generator_config} differs from this "
                 f"run's {self.config.generator_kwargs()}"

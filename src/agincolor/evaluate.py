@@ -1,0 +1,127 @@
+"""The evaluation protocol of DESIGN.md: colour photos at 256x256, gray input from PIL's convert("L").
+
+For each photo, the model colorizes the gray version; PSNR (RGB, uint8 range) and SSIM compare the
+result with the original, colorfulness (Hasler and Suesstrunk 2003) measures how colourful it is.
+The gray baseline (output = gray input) and the ground truth's colorfulness are reported beside it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+from PIL import Image
+
+from .metrics import colorfulness, psnr, ssim
+
+__all__ = ["EVAL_SIZE", "EvaluationResult", "evaluate", "format_table", "list_images"]
+
+EVAL_SIZE = 256
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+
+@dataclass
+class EvaluationResult:
+    """Mean metrics over the evaluated images.
+
+    ``rows`` maps "model", "gray baseline" and "ground truth" to their mean PSNR, SSIM and colorfulness
+    (PSNR and SSIM are omitted for the ground truth, which is the reference). ``skipped`` lists files
+    that could not be read.
+    """
+
+    count: int
+    rows: dict[str, dict[str, float]]
+    skipped: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"images": self.count, "metrics": self.rows, "skipped": self.skipped}
+
+
+def list_images(folder: str | os.PathLike[str]) -> list[Path]:
+    """Image files under ``folder`` (recursive), sorted."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise NotADirectoryError(f"evaluation folder {str(root)!r} does not exist or is not a folder")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"evaluation folder {str(root)!r} holds no images")
+    return files
+
+
+def _load_256(path: Path) -> Image.Image:
+    with Image.open(path) as im:
+        im.load()
+        rgb = im.convert("RGB")
+    if rgb.size != (EVAL_SIZE, EVAL_SIZE):
+        rgb = rgb.resize((EVAL_SIZE, EVAL_SIZE), Image.LANCZOS)
+    return rgb
+
+
+def evaluate(
+    colorize: Callable[[list[Image.Image]], list[Image.Image]],
+    files: Iterable[Path],
+    batch_size: int = 16,
+    progress: Callable[[int], None] | None = None,
+) -> EvaluationResult:
+    """Run the protocol over ``files`` with ``colorize`` (a list of gray PIL images to RGB PIL images)."""
+    sums = {
+        "model": np.zeros(3),
+        "gray baseline": np.zeros(3),
+        "ground truth": np.zeros(3),
+    }
+    count = 0
+    skipped: list[str] = []
+    batch: list[tuple[np.ndarray, Image.Image]] = []
+
+    def flush() -> None:
+        nonlocal count
+        if not batch:
+            return
+        outputs = colorize([g for _, g in batch])
+        for (truth, gray), out in zip(batch, outputs):
+            out_arr = np.asarray(out.convert("RGB"))
+            gray_arr = np.asarray(gray.convert("RGB"))
+            sums["model"] += (psnr(out_arr, truth), ssim(out_arr, truth), colorfulness(out_arr))
+            sums["gray baseline"] += (psnr(gray_arr, truth), ssim(gray_arr, truth), 0.0)
+            sums["ground truth"] += (0.0, 0.0, colorfulness(truth))
+            count += 1
+        if progress is not None:
+            progress(len(batch))
+        batch.clear()
+
+    for path in files:
+        try:
+            rgb = _load_256(path)
+        except Exception as err:  # an unreadable file is reported, not fatal
+            skipped.append(f"{path}: {err}")
+            if progress is not None:
+                progress(1)
+            continue
+        batch.append((np.asarray(rgb), rgb.convert("L")))
+        if len(batch) >= batch_size:
+            flush()
+    flush()
+    if count == 0:
+        raise ValueError("no readable images to evaluate")
+    rows = {}
+    for name, total in sums.items():
+        mean = total / count
+        rows[name] = {"psnr": float(mean[0]), "ssim": float(mean[1]), "colorfulness": float(mean[2])}
+    del rows["ground truth"]["psnr"], rows["ground truth"]["ssim"]
+    return EvaluationResult(count, rows, skipped)
+
+
+def format_table(result: EvaluationResult) -> str:
+    """A markdown table of the result."""
+    lines = [
+        f"| {result.count} images, {EVAL_SIZE}x{EVAL_SIZE} | PSNR (dB) | SSIM | colorfulness |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name, row in result.rows.items():
+        p = f"{row['psnr']:.2f}" if "psnr" in row else "-"
+        s = f"{row['ssim']:.4f}" if "ssim" in row else "-"
+        lines.append(f"| {name} | {p} | {s} | {row['colorfulness']:.1f} |")
+    return "\n".join(lines)
