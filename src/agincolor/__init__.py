@@ -6,6 +6,7 @@ and the two-scale discriminator, plus a luminance-exact :class:`Colorizer` for i
 """
 
 from .attention import CAMAttention, CAMOutput
+from .colorizer import Colorizer, ColorizeResult, ImageReadError
 from .discriminator import Discriminator, DiscriminatorOutput
 from .generator import Generator, GeneratorOutput
 from .norm import AGIN, GroupInstanceNorm, clip_rho_, get_norm_layer, register_norm_layer
@@ -16,11 +17,14 @@ __all__ = [
     "AGIN",
     "CAMAttention",
     "CAMOutput",
+    "ColorizeResult",
+    "Colorizer",
     "Discriminator",
     "DiscriminatorOutput",
     "Generator",
     "GeneratorOutput",
     "GroupInstanceNorm",
+    "ImageReadError",
     "clip_rho_",
     "get_norm_layer",
     "register_norm_layer",

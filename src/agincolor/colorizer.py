@@ -21,7 +21,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 
-from .color import _cie_f, lab_to_rgb, linear_to_srgb, rgb_to_lab, srgb_to_linear
+from .color import _XYZ_NORM_TO_RGB, _cie_f, _cie_f_inv, linear_to_srgb, rgb_to_lab, srgb_to_linear
 from .generator import MIN_SIZE, Generator
 
 __all__ = ["Colorizer", "ColorizeResult", "ImageInput", "ARCHITECTURE", "DEFAULT_MODEL_DIR", "ImageReadError"]
@@ -484,51 +484,69 @@ def _prepare_rgb_float(rgb: torch.Tensor, alpha: Any) -> _Prepared:
     return _Prepared(116.0 * _cie_f(y) - 16.0, gray, alpha)
 
 
-def _fit_gamut(lab: torch.Tensor) -> torch.Tensor:
-    """sRGB of (3, M) Lab pixels; out-of-gamut pixels lose chroma (never lightness) until they fit.
+# Lab (relative to white) -> linear sRGB, as 9 floats: applied channel by channel, which on the CPU is much
+# faster than a generic matrix product over a (3, M) tensor.
+_XYZ_TO_LINEAR = [[float(v) for v in row] for row in _XYZ_NORM_TO_RGB]
+# Linear light quantised to 1/65535 maps to the nearest uint8 sRGB level; the quantisation moves the sRGB
+# value by at most 0.03 of a level (the curve's steepest slope is 12.92), so this table is exact to rounding.
+_LINEAR_TO_U8 = linear_to_srgb(torch.linspace(0, 1, 65536, dtype=torch.float64)[None, None].expand(3, 1, -1))[0, 0]
+_LINEAR_TO_U8 = _LINEAR_TO_U8.mul(255).round().to(torch.uint8)
 
-    Neutral colours are always inside the gamut, so a bisection on the chroma scale in [0, 1] converges.
+
+def _lab_to_linear(y: torch.Tensor, fy: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Linear sRGB (3, M) of Lab pixels given Y and f(Y) (from L) and chroma a, b of shape (M,)."""
+    x = _cie_f_inv(fy + a / 500.0)
+    z = _cie_f_inv(fy - b / 200.0)
+    m = _XYZ_TO_LINEAR
+    return torch.stack([m[i][0] * x + m[i][1] * y + m[i][2] * z for i in range(3)])
+
+
+def _fit_gamut(lightness: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Linear sRGB (3, M) of Lab pixels; out-of-gamut pixels lose chroma, never lightness, until they fit.
+
+    Lightness fixes Y; a neutral colour of any Y is inside the gamut, so a bisection on the chroma scale
+    in [0, 1] converges. Eight halvings leave at most 1/256 of the chroma on the table.
     """
-    rgb = lab_to_rgb(lab[:, None, :], clip=False)[:, 0, :]
-    outside = ((rgb < 0) | (rgb > 1)).any(dim=0)
-    if outside.any():
-        sub = lab[:, outside]
-        lo = torch.zeros(sub.shape[1])
-        hi = torch.ones(sub.shape[1])
-        for _ in range(10):
-            mid = (lo + hi) / 2
-            trial = torch.cat([sub[:1], sub[1:] * mid], dim=0)
-            t_rgb = lab_to_rgb(trial[:, None, :], clip=False)[:, 0, :]
-            ok = ((t_rgb >= 0) & (t_rgb <= 1)).all(dim=0)
+    fy = (lightness + 16.0) / 116.0
+    y = _cie_f_inv(fy)
+    rgb = _lab_to_linear(y, fy, a, b)
+    outside = ((rgb < 0) | (rgb > 1)).any(dim=0).nonzero().squeeze(1)
+    if outside.numel():
+        sy, sfy, sa, sb = y[outside], fy[outside], a[outside], b[outside]
+        lo = torch.zeros_like(sy)
+        hi = torch.ones_like(sy)
+        for _ in range(8):
+            mid = (lo + hi) * 0.5
+            t = _lab_to_linear(sy, sfy, sa * mid, sb * mid)
+            ok = ((t >= 0) & (t <= 1)).all(dim=0)
             lo = torch.where(ok, mid, lo)
             hi = torch.where(ok, hi, mid)
-        fitted = torch.cat([sub[:1], sub[1:] * lo], dim=0)
-        rgb[:, outside] = lab_to_rgb(fitted[:, None, :], clip=False)[:, 0, :]
-    return rgb.clamp(0, 1)
+        rgb[:, outside] = _lab_to_linear(sy, sfy, sa * lo, sb * lo)
+    return rgb.clamp_(0, 1)
 
 
 def _join_lightness_and_chroma(lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     """Join full-size L* (H, W) with working-size chroma (2, h, w); returns uint8 RGB (H, W, 3).
 
-    Works through horizontal strips so memory stays proportional to the output, not to temporaries.
+    Works through horizontal strips, so memory beyond the output stays bounded whatever the image size.
     """
     h, w = lightness.shape
     out = torch.empty((h, w, 3), dtype=torch.uint8)
     rows = max(1, _STRIP_PIXELS // max(1, w))
-    ab = ab[None]
+    ab = ab[None].float()
     sh, sw = ab.shape[-2:]
+    # Bilinear sampling positions of align_corners=False resizing, in grid_sample's [-1, 1] coordinates.
+    xs = (torch.arange(w, dtype=torch.float32) + 0.5) * (sw / w) - 0.5
+    grid_x = xs.div(max(sw - 1, 1)).mul(2).sub(1) if sw > 1 else torch.zeros_like(xs)
     for top in range(0, h, rows):
         bottom = min(h, top + rows)
-        # Bilinear upsampling of only this strip's rows (align_corners=False sampling positions).
         ys = (torch.arange(top, bottom, dtype=torch.float32) + 0.5) * (sh / h) - 0.5
-        xs = (torch.arange(w, dtype=torch.float32) + 0.5) * (sw / w) - 0.5
         grid_y = ys.div(max(sh - 1, 1)).mul(2).sub(1) if sh > 1 else torch.zeros_like(ys)
-        grid_x = xs.div(max(sw - 1, 1)).mul(2).sub(1) if sw > 1 else torch.zeros_like(xs)
         grid = torch.stack(torch.meshgrid(grid_x, grid_y, indexing="xy"), dim=-1)[None]
         strip_ab = F.grid_sample(ab, grid, mode="bilinear", padding_mode="border", align_corners=True)[0]
-        lab = torch.cat([lightness[None, top:bottom], strip_ab], dim=0).reshape(3, -1)
-        rgb = _fit_gamut(lab)
-        out[top:bottom] = rgb.mul_(255.0).round_().to(torch.uint8).reshape(3, bottom - top, w).permute(1, 2, 0)
+        linear = _fit_gamut(lightness[top:bottom].reshape(-1), strip_ab[0].reshape(-1), strip_ab[1].reshape(-1))
+        codes = _LINEAR_TO_U8[linear.mul_(65535.0).round_().long()]
+        out[top:bottom] = codes.reshape(3, bottom - top, w).permute(1, 2, 0)
     return out
 
 
