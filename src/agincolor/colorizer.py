@@ -8,7 +8,9 @@ the image: only a linear colour-space pass does, which runs in strips to bound m
 
 from __future__ import annotations
 
+import json
 import math
+import numbers
 import os
 import re
 from pathlib import Path
@@ -117,7 +119,7 @@ class Colorizer(
             )
         if isinstance(working_size, bool) or not isinstance(working_size, int) or working_size < MIN_SIZE:
             raise ValueError(f"working_size must be an int >= {MIN_SIZE}, got {working_size!r}")
-        if isinstance(saturation, bool) or not isinstance(saturation, (int, float)) or not 0 <= saturation <= 4:
+        if isinstance(saturation, bool) or not isinstance(saturation, numbers.Real) or not 0 <= saturation <= 4:
             raise ValueError(f"saturation must be a number in [0, 4], got {saturation!r}")
         self.saturation = float(saturation)
         generator = dict(generator or {})
@@ -169,7 +171,10 @@ class Colorizer(
                 token=token,
                 force_download=force_download,
             )
-        model = super().from_pretrained(folder, local_files_only=True, **model_kwargs)
+        try:
+            model = super().from_pretrained(folder, local_files_only=True, **model_kwargs)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{str(Path(folder) / CONFIG_NAME)!r} is not valid JSON: {err}") from None
         if device is not None or dtype is not None:
             model.to(device=device, dtype=dtype)
         return model
@@ -194,13 +199,13 @@ class Colorizer(
         for required in (CONFIG_NAME, WEIGHTS_NAME):
             try:
                 files[required] = Path(hf_hub_download(repo_id=text, filename=required, **hub))
-            except EntryNotFoundError:
-                raise FileNotFoundError(f"Hub repo {text!r} has no {required}") from None
-            except LocalEntryNotFoundError:
+            except LocalEntryNotFoundError:  # a subclass of EntryNotFoundError: it must come first
                 raise FileNotFoundError(
                     f"{required} of Hub repo {text!r} is not in the local cache and downloading is off "
                     "(local_files_only=True or HF_HUB_OFFLINE)"
                 ) from None
+            except EntryNotFoundError:
+                raise FileNotFoundError(f"Hub repo {text!r} has no {required}") from None
         if files[CONFIG_NAME].parent != files[WEIGHTS_NAME].parent:
             raise FileNotFoundError(f"Hub repo {text!r}: config and weights resolved to different revisions")
         return files[CONFIG_NAME].parent
@@ -267,11 +272,13 @@ class Colorizer(
 
     def _prepare_pil(self, image: Image.Image) -> _Prepared:
         image = ImageOps.exif_transpose(image)
+        if image.mode in ("La", "RGBa"):
+            image = _unpremultiply(image)
         w, h = image.size
         self._check_size(h, w)
         mode = image.mode
         alpha = None
-        if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in image.info):
+        if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
             alpha = np.asarray(image.convert("RGBA").getchannel("A"))
         if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
             arr = np.asarray(image, dtype=np.float64 if mode in ("I", "F") else np.float32)
@@ -280,7 +287,7 @@ class Colorizer(
                 scale = 1.0 if arr.max() <= 1.0 else 255.0
             gray = torch.from_numpy(np.clip(arr / scale, 0.0, 1.0).astype(np.float32))
             return _Prepared(_lightness_of_gray(gray), gray, alpha)
-        if mode in ("1", "L", "LA", "La"):
+        if mode in ("1", "L", "LA"):
             u8 = torch.from_numpy(np.array(image.convert("L"), dtype=np.uint8))
             return _Prepared(_L_OF_GRAY_U8[u8.long()], u8.float() / 255.0, alpha)
         rgb = torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8))
@@ -293,6 +300,10 @@ class Colorizer(
             raise ValueError(f"numpy images must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {arr.shape}")
         h, w = arr.shape[:2]
         self._check_size(h, w)
+        if arr.dtype.kind == "u" and arr.dtype.itemsize == 2 and not arr.dtype.isnative:
+            arr = arr.astype(np.uint16)  # big-endian 16-bit data, as some TIFF readers return it
+        if arr.dtype in (np.float16, np.float32, np.float64):
+            _check_unit_range(torch.from_numpy(np.asarray(arr, dtype=np.float32)), "numpy image")
         alpha = None
         if arr.ndim == 3 and arr.shape[2] == 4:
             alpha, arr = arr[:, :, 3].copy(), arr[:, :, :3]
@@ -305,7 +316,6 @@ class Colorizer(
             f = torch.from_numpy(arr.astype(np.float32) / 65535.0)
         elif arr.dtype in (np.float16, np.float32, np.float64):
             f = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
-            _check_unit_range(f, "numpy image")
         else:
             raise TypeError(f"unsupported numpy dtype {arr.dtype}; use uint8, uint16 or float in [0, 1]")
         if f.dim() == 2:
@@ -317,16 +327,14 @@ class Colorizer(
             raise ValueError(f"image tensors must have shape (1|3|4, H, W), got {tuple(t.shape)}")
         self._check_size(t.shape[1], t.shape[2])
         t = t.detach().cpu()
+        if t.is_floating_point():
+            _check_unit_range(t.float(), "image tensor")
+        elif t.dtype != torch.uint8:
+            raise TypeError(f"unsupported tensor dtype {t.dtype}; use float in [0, 1] or uint8")
         alpha = None
         if t.shape[0] == 4:
             alpha, t = t[3:].clone(), t[:3]
-        if t.dtype == torch.uint8:
-            t = t.float() / 255.0
-        elif t.is_floating_point():
-            t = t.float()
-            _check_unit_range(t, "image tensor")
-        else:
-            raise TypeError(f"unsupported tensor dtype {t.dtype}; use float in [0, 1] or uint8")
+        t = t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
         if t.shape[0] == 1:
             return _Prepared(_lightness_of_gray(t[0]), t[0], alpha)
         return _prepare_rgb_float(t, alpha)
@@ -404,9 +412,11 @@ class Colorizer(
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if saturation is None:
             saturation = self.saturation
-        elif isinstance(saturation, bool) or not isinstance(saturation, (int, float)) or not 0 <= saturation <= 4:
+        elif isinstance(saturation, bool) or not isinstance(saturation, numbers.Real) or not 0 <= saturation <= 4:
             raise ValueError(f"saturation must be a number in [0, 4], got {saturation!r}")
         if isinstance(image, torch.Tensor) and image.dim() == 4:
+            if image.shape[0] == 0:
+                raise ValueError(f"cannot colorize an empty batch of shape {tuple(image.shape)}")
             batch = [self._prepare_tensor(t) for t in image]
             outputs = self._colorize_prepared(batch, batch_size, return_attention, saturation)
             stacked = torch.stack([_to_tensor_like(rgb, p.alpha, image) for (rgb, _), p in zip(outputs, batch)])
@@ -451,6 +461,15 @@ def _check_unit_range(t: torch.Tensor, what: str) -> None:
     lo, hi = float(t.min()), float(t.max())
     if lo < -1e-3 or hi > 1 + 1e-3:
         raise ValueError(f"float {what} values must lie in [0, 1], got range [{lo:.3g}, {hi:.3g}]")
+
+
+def _unpremultiply(image: Image.Image) -> Image.Image:
+    """PIL's premultiplied-alpha modes (La, RGBa) as straight LA / RGBA (PIL converts neither to L or RGB)."""
+    arr = np.asarray(image).astype(np.float32)
+    alpha = arr[..., -1:]
+    colour = np.where(alpha > 0, arr[..., :-1] * 255.0 / np.maximum(alpha, 1.0), 0.0)
+    straight = np.concatenate([np.clip(np.round(colour), 0, 255), alpha], axis=-1).astype(np.uint8)
+    return Image.fromarray(straight, mode="LA" if image.mode == "La" else "RGBA")
 
 
 def _lightness_of_gray(v: torch.Tensor) -> torch.Tensor:

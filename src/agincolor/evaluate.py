@@ -60,13 +60,25 @@ def _load_256(path: Path) -> Image.Image:
     return rgb
 
 
+#: Per-image PSNR ceiling: a photo that is already gray is reproduced exactly by the gray baseline, and
+#: one infinite value would make every mean infinite.
+PSNR_CAP = 100.0
+
+
+def _capped_psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return min(psnr(a, b), PSNR_CAP)
+
+
 def evaluate(
     colorize: Callable[[list[Image.Image]], list[Image.Image]],
     files: Iterable[Path],
     batch_size: int = 16,
     progress: Callable[[int], None] | None = None,
 ) -> EvaluationResult:
-    """Run the protocol over ``files`` with ``colorize`` (a list of gray PIL images to RGB PIL images)."""
+    """Run the protocol over ``files`` with ``colorize`` (a list of gray PIL images to RGB PIL images).
+
+    Per-image PSNR is capped at ``PSNR_CAP`` dB before averaging (only identical images reach it).
+    """
     sums = {
         "model": np.zeros(3),
         "gray baseline": np.zeros(3),
@@ -84,8 +96,8 @@ def evaluate(
         for (truth, gray), out in zip(batch, outputs):
             out_arr = np.asarray(out.convert("RGB"))
             gray_arr = np.asarray(gray.convert("RGB"))
-            sums["model"] += (psnr(out_arr, truth), ssim(out_arr, truth), colorfulness(out_arr))
-            sums["gray baseline"] += (psnr(gray_arr, truth), ssim(gray_arr, truth), 0.0)
+            sums["model"] += (_capped_psnr(out_arr, truth), ssim(out_arr, truth), colorfulness(out_arr))
+            sums["gray baseline"] += (_capped_psnr(gray_arr, truth), ssim(gray_arr, truth), 0.0)
             sums["ground truth"] += (0.0, 0.0, colorfulness(truth))
             count += 1
         if progress is not None:

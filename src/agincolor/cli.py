@@ -1,0 +1,499 @@
+"""The ``agincolor`` command: colorize files and folders, evaluate a model, train one.
+
+    agincolor colorize photos/ scan.tif -o colorized/
+    agincolor colorize photos/ -o colorized/ --model runs/landscape/colorizer --attention
+    agincolor evaluate data/val/bsds500 --limit 50 --json
+    agincolor train --data data/train --out runs/landscape
+    python -m agincolor --version
+
+A thin layer over the public API (:class:`~agincolor.colorizer.Colorizer`, :mod:`agincolor.evaluate`,
+:mod:`agincolor.train.cli`). Exit status: 0 success, 1 some images failed, 2 usage error (a missing input,
+a model that cannot be loaded, a bad option).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import json
+import math
+import os
+import secrets
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from . import __version__
+from .evaluate import IMAGE_SUFFIXES  # what a folder input is searched for
+
+__all__ = ["main"]
+
+_SAVE_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+_SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}
+_TRAIN_EXTRA_HINT = 'agincolor train needs the training extra: pip install "agincolor[train]"'
+_MAX_LISTED_SKIPS = 20
+
+
+class UsageError(Exception):
+    """A problem with the command line itself: reported on one line, exit status 2."""
+
+
+# ----------------------------------------------------------------------------------- argument types
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _working_size(text: str) -> int:
+    from .generator import MIN_SIZE
+
+    value = _positive_int(text)
+    if value < MIN_SIZE:
+        raise argparse.ArgumentTypeError(f"the working size must be at least {MIN_SIZE}, got {value}")
+    return value
+
+
+def _saturation(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 4], got {text!r}") from None
+    if not 0.0 <= value <= 4.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 4], got {text!r}")
+    return value
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        metavar="ID|DIR",
+        default=None,
+        help="a Colorizer folder (config.json + model.safetensors) or a Hugging Face Hub id 'org/name' "
+        "(default: the model bundled with agincolor)",
+    )
+    parser.add_argument(
+        "--size",
+        type=_working_size,
+        default=None,
+        metavar="N",
+        help="working resolution of the network, about N x N pixels (default: the model's own); "
+        "outputs always keep the input's size",
+    )
+    parser.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:N, mps")
+    parser.add_argument("--batch-size", type=_positive_int, default=8, metavar="N", help="images per forward pass")
+    parser.add_argument(
+        "--saturation",
+        type=_saturation,
+        default=None,
+        metavar="S",
+        help="scale of the predicted colour, in [0, 4]; below 1 is more muted (default: the model's own)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``agincolor``; ``train`` takes its options from :mod:`agincolor.train.cli`."""
+    parser = argparse.ArgumentParser(
+        prog="agincolor",
+        description="Automatic colorization of grayscale photos (Gao et al. 2020).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    colorize = commands.add_parser(
+        "colorize",
+        help="colorize image files and folders",
+        description="Colorize image files and folders. A folder is searched recursively for "
+        f"{', '.join(IMAGE_SUFFIXES)} files (other files are ignored) and each image is written to "
+        "OUT/<its path relative to the folder>; a file input is written to OUT/<its name>. Outputs are "
+        "PNG by default: the relative path is kept and the suffix becomes .png (see --format). Inputs "
+        "are never overwritten, existing outputs only with --overwrite; each output is written to a "
+        "temporary file first and then renamed, so a crash leaves no half-written image. Unreadable "
+        "files are listed at the end and give exit status 1.",
+    )
+    colorize.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and folders")
+    colorize.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder (created if missing)")
+    colorize.add_argument(
+        "--format",
+        choices=("png", "jpg", "same"),
+        default="png",
+        help="output format: png (default, keeps alpha), jpg (quality 95, alpha dropped) or same as the "
+        "input's suffix",
+    )
+    colorize.add_argument(
+        "--attention", action="store_true", help="also write the CAM heatmap as NAME.attention.png beside each output"
+    )
+    colorize.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing outputs (an output that would replace an input is refused all the same)",
+    )
+    _add_model_options(colorize)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score a model on a folder of colour photos",
+        description="Run the evaluation protocol (256x256 colour photos, gray input from PIL's convert('L')) "
+        "over the images under DIR: mean PSNR, SSIM and colorfulness of the model, beside the gray "
+        "baseline and the ground truth. Unreadable files are listed on stderr and left out.",
+    )
+    evaluate.add_argument("folder", metavar="DIR", help="folder of colour photos (searched recursively)")
+    evaluate.add_argument(
+        "--limit", type=_positive_int, default=None, metavar="N", help="only the first N images (sorted by path)"
+    )
+    evaluate.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON instead of a table (strict JSON: an infinite PSNR, from identical images, is null)",
+    )
+    _add_model_options(evaluate)
+
+    # The trainer's own parser handles every train option, --help included.
+    commands.add_parser(
+        "train", add_help=False, help="train a model (options: agincolor train --help; needs agincolor[train])"
+    )
+    parser.set_defaults(subparsers=commands.choices)
+    return parser
+
+
+# ----------------------------------------------------------------------------------- entry point
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``agincolor`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    args, rest = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    if args.command == "train":
+        return _train(rest)
+    if rest:
+        args.subparsers[args.command].error(f"unrecognized arguments: {' '.join(rest)}")
+    run: Callable[[argparse.Namespace], int] = _colorize if args.command == "colorize" else _evaluate
+    try:
+        return run(args)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _train(argv: list[str]) -> int:
+    try:
+        from .train.cli import main as train_main
+    except ImportError as err:
+        print(_TRAIN_EXTRA_HINT, file=sys.stderr)
+        print(f"(import failed: {err})", file=sys.stderr)
+        return 2
+    return train_main(argv, prog="agincolor train")
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _load_model(args: argparse.Namespace) -> Any:
+    import torch
+
+    from .colorizer import Colorizer
+
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise UsageError(f"unknown device {args.device!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    name = "the bundled default model" if args.model is None else repr(args.model)
+    try:
+        model = Colorizer.from_pretrained(args.model)
+    except json.JSONDecodeError as err:  # raised by the Hub mixin without naming the file
+        raise UsageError(f"cannot load {name}: its config.json is not valid JSON ({err})") from None
+    except (FileNotFoundError, ValueError, OSError) as err:
+        # 'runs/model' is both a relative path and a Hub id; say which reading failed how.
+        hint = "" if args.model is None or Path(args.model).exists() else " (and there is no local folder of that name)"
+        raise UsageError(f"cannot load {name}: {_one_line(err)}{hint}") from None
+    try:
+        model.to(device)
+    except (RuntimeError, AssertionError) as err:  # torch asserts when CUDA is not compiled in
+        raise UsageError(f"cannot use device {args.device!r}: {_one_line(err)}") from None
+    if args.size is not None:
+        model.working_size = args.size
+    return model
+
+
+def _progress_bar(total: int, desc: str, disabled: bool) -> Any:
+    from tqdm import tqdm
+
+    # disable=None: shown only when stderr is a terminal.
+    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=True if disabled else None)
+
+
+# ----------------------------------------------------------------------------------- colorize
+@dataclass
+class _Job:
+    """One input image and the files it produces (the image last, so its presence marks a finished job)."""
+
+    source: Path
+    output: Path
+    attention: Path | None
+
+    @property
+    def targets(self) -> list[Path]:
+        return [self.output] if self.attention is None else [self.output, self.attention]
+
+
+def _output_suffix(source: Path, fmt: str) -> str:
+    if fmt == "same":
+        return source.suffix if source.suffix.lower() in _SAVE_FORMATS else ".png"
+    return "." + fmt
+
+
+def _find_sources(inputs: Sequence[str], out: Path) -> list[tuple[Path, Path]]:
+    """(source file, its output path relative to OUT, before the suffix change) for every input."""
+    out_resolved = out.resolve()
+    found: list[tuple[Path, Path]] = []
+    for text in inputs:
+        path = Path(text)
+        if path.is_file():
+            found.append((path, Path(path.name)))
+        elif path.is_dir():
+            root = path.resolve()
+            # An output folder inside an input folder is not searched: it holds our own results.
+            skip_out = out_resolved != root and out_resolved.is_relative_to(root)
+            for file in sorted(path.rglob("*")):
+                if file.suffix.lower() not in IMAGE_SUFFIXES or not file.is_file():
+                    continue
+                if skip_out and file.resolve().is_relative_to(out_resolved):
+                    continue
+                found.append((file, file.relative_to(path)))
+        elif path.exists():
+            raise UsageError(f"input {text!r} is neither a file nor a folder")
+        else:
+            raise UsageError(f"input {text!r} does not exist")
+    return found
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _plan(
+    args: argparse.Namespace, out: Path
+) -> tuple[list[_Job], list[Path], list[tuple[Path, str]]]:
+    """Sort every input into jobs to run, outputs skipped because they exist, and refusals."""
+    sources = _find_sources(args.inputs, out)
+    # Inputs are recognised by inode, so a symlink, hard link or case-insensitive name is caught too.
+    input_ids = {i for i in (_file_id(s) for s, _ in sources) if i is not None}
+    claimed: dict[Path, Path] = {}
+    jobs: list[_Job] = []
+    skipped: list[Path] = []
+    refused: list[tuple[Path, str]] = []
+    seen_sources: set[tuple[int, int] | None] = set()
+    for source, relative in sources:
+        source_id = _file_id(source)
+        if source_id is not None and source_id in seen_sources:
+            continue  # the same file named twice (a file and its folder)
+        seen_sources.add(source_id)
+        output = out / relative.with_suffix(_output_suffix(source, args.format))
+        job = _Job(source, output, output.with_name(output.stem + ".attention.png") if args.attention else None)
+        reason = None
+        for target in job.targets:
+            key = target.resolve()
+            if key in claimed:
+                reason = f"its output {str(target)!r} is also the output of {str(claimed[key])!r}"
+            elif _file_id(target) in input_ids:
+                reason = f"its output {str(target)!r} would replace an input file"
+            elif target.is_dir():
+                reason = f"its output {str(target)!r} is a folder"
+            if reason:
+                break
+        if reason:
+            refused.append((source, reason))
+            continue
+        for target in job.targets:
+            claimed[target.resolve()] = source
+        if not args.overwrite and any(t.exists() for t in job.targets):
+            skipped.append(job.output)
+        else:
+            jobs.append(job)
+    return jobs, skipped, refused
+
+
+def _read_image(path: Path) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.copy()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise ValueError(f"cannot read image: {_one_line(err)}") from None
+
+
+def _colorize_images(model: Any, images: list[Any], args: argparse.Namespace) -> list[Any]:
+    """Colorize a batch; if it fails, colorize one by one so one bad image does not sink the others.
+
+    Returns, per image, a ColorizeResult / PIL image or the exception that image raised.
+    """
+    kwargs = dict(batch_size=args.batch_size, return_attention=args.attention, saturation=args.saturation)
+    errors = (ValueError, TypeError, MemoryError, RuntimeError, OSError)
+    try:
+        return list(model.colorize(images, **kwargs))
+    except errors as err:
+        if len(images) == 1:
+            return [err]
+    results: list[Any] = []
+    for image in images:
+        try:
+            results.append(model.colorize(image, **kwargs))
+        except errors as err:
+            results.append(err)
+    return results
+
+
+def _save_atomic(image: Any, path: Path, overwrite: bool) -> None:
+    """Write ``image`` to ``path`` through a temporary file in the same folder, then rename it into place.
+
+    Without ``overwrite`` the rename is a hard link, which fails rather than replace a file that
+    appeared meanwhile.
+    """
+    fmt = _SAVE_FORMATS.get(path.suffix.lower(), "PNG")
+    if fmt == "JPEG" and image.mode != "RGB":
+        image = image.convert("RGB")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    # os.open with 0o666 gives the file the usual permissions (umask applied), unlike mkstemp's 0o600.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            image.save(f, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
+            f.flush()
+            os.fsync(f.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+            return
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise FileExistsError(errno.EEXIST, "appeared while colorizing; not overwritten", str(path)) from None
+        except OSError:  # a file system without hard links
+            if path.exists():
+                raise FileExistsError(errno.EEXIST, "appeared while colorizing; not overwritten", str(path)) from None
+            os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _colorize(args: argparse.Namespace) -> int:
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output {args.output!r} exists and is not a folder")
+    jobs, skipped, failed = _plan(args, out)
+    if not jobs and not skipped and not failed:
+        raise UsageError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) found in {', '.join(args.inputs)}")
+    model = _load_model(args)
+    written = 0
+    with _progress_bar(len(jobs), "colorizing", args.no_progress) as bar:
+        for start in range(0, len(jobs), args.batch_size):
+            loaded: list[tuple[_Job, Any]] = []
+            for job in jobs[start : start + args.batch_size]:
+                try:
+                    loaded.append((job, _read_image(job.source)))
+                except ValueError as err:
+                    failed.append((job.source, str(err)))
+                    bar.update(1)
+            results = _colorize_images(model, [image for _, image in loaded], args) if loaded else []
+            for (job, _), result in zip(loaded, results):
+                try:
+                    if isinstance(result, Exception):
+                        raise result
+                    if job.attention is not None:
+                        _save_atomic(result.attention, job.attention, args.overwrite)
+                        result = result.image
+                    _save_atomic(result, job.output, args.overwrite)
+                    written += 1
+                except (ValueError, TypeError, MemoryError, RuntimeError, OSError) as err:
+                    failed.append((job.source, _one_line(err)))
+                bar.update(1)
+    _report(out, written, skipped, failed)
+    return 1 if failed else 0
+
+
+def _report(out: Path, written: int, skipped: list[Path], failed: list[tuple[Path, str]]) -> None:
+    if skipped:
+        print(f"skipped {len(skipped)} existing outputs (--overwrite replaces them):", file=sys.stderr)
+        for path in skipped[:_MAX_LISTED_SKIPS]:
+            print(f"  {path}", file=sys.stderr)
+        if len(skipped) > _MAX_LISTED_SKIPS:
+            print(f"  ... and {len(skipped) - _MAX_LISTED_SKIPS} more", file=sys.stderr)
+    if failed:
+        print(f"{len(failed)} inputs failed:", file=sys.stderr)
+        for path, reason in failed:
+            print(f"  {path}: {reason}", file=sys.stderr)
+    print(f"wrote {written} images to {out} ({len(skipped)} skipped, {len(failed)} failed)")
+
+
+# ----------------------------------------------------------------------------------- evaluate
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, format_table, list_images
+
+    try:
+        files = list_images(args.folder)
+    except (NotADirectoryError, ValueError) as err:
+        raise UsageError(_one_line(err)) from None
+    if args.limit is not None:
+        files = files[: args.limit]
+    model = _load_model(args)
+
+    def colorize(images: list[Any]) -> list[Any]:
+        return model.colorize(images, batch_size=args.batch_size, saturation=args.saturation)
+
+    with _progress_bar(len(files), "evaluating", args.no_progress) as bar:
+        try:
+            result = evaluate(colorize, files, batch_size=args.batch_size, progress=bar.update)
+        except ValueError as err:  # no readable image at all
+            print(f"error: {_one_line(err)} in {args.folder!r}", file=sys.stderr)
+            return 1
+    if result.skipped:
+        print(f"skipped {len(result.skipped)} unreadable files:", file=sys.stderr)
+        for line in result.skipped:
+            print(f"  {line}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(_finite_or_null(result.to_dict()), indent=2, allow_nan=False))
+    else:
+        print(format_table(result))
+    return 0
+
+
+def _finite_or_null(value: Any) -> Any:
+    """Replace inf and NaN (the PSNR of identical images is inf) by null: strict JSON has neither."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_null(v) for v in value]
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,740 @@
+"""Tests for agincolor.colorizer: any input kind in, the same kind out, the input's lightness kept exactly,
+strict loading and clear errors. A tiny randomly initialised model keeps the whole file to a few seconds."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+import agincolor.colorizer as colorizer_module
+from agincolor.color import rgb_to_lab
+from agincolor.colorizer import DEFAULT_MODEL_DIR, ColorizeResult, Colorizer, ImageReadError
+from agincolor.generator import MIN_SIZE
+
+TINY = {"base_channels": 8, "num_groups": 8, "num_blocks": 1}
+WORKING_SIZE = 32
+# The output is uint8, so its L* can only match the input's to within rounding; 1.0 is the promise.
+L_TOLERANCE = 1.0
+
+
+def make_colorizer(seed: int = 0, **kwargs) -> Colorizer:
+    """A tiny Colorizer whose random default-initialised weights already give strongly coloured output."""
+    torch.manual_seed(seed)
+    return Colorizer(generator=dict(TINY), working_size=WORKING_SIZE, **kwargs).eval()
+
+
+@pytest.fixture(scope="module")
+def model() -> Colorizer:
+    return make_colorizer()
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def lightness_of_rgb(rgb: np.ndarray) -> np.ndarray:
+    """CIELAB L* (H, W) of an (H, W, 3) uint8 sRGB array, computed in float64."""
+    t = torch.from_numpy(np.asarray(rgb, dtype=np.float64) / 255.0).permute(2, 0, 1)
+    return rgb_to_lab(t)[0].numpy()
+
+
+def lightness_of_gray(value: np.ndarray) -> np.ndarray:
+    """CIELAB L* (H, W) of neutral pixels whose gamma-encoded value is ``value`` in [0, 1]."""
+    t = torch.from_numpy(np.asarray(value, dtype=np.float64))[None].expand(3, -1, -1)
+    return rgb_to_lab(t)[0].numpy()
+
+
+def assert_lightness_kept(expected: np.ndarray, output_rgb: np.ndarray) -> None:
+    got = lightness_of_rgb(output_rgb)
+    assert got.shape == expected.shape
+    err = np.abs(got - expected)
+    worst = np.unravel_index(int(err.argmax()), err.shape)
+    assert err.max() <= L_TOLERANCE, f"L* off by {err.max():.3f} at {worst}: {expected[worst]:.3f} -> {got[worst]:.3f}"
+
+
+def chroma(rgb: np.ndarray) -> np.ndarray:
+    lab = rgb_to_lab(torch.from_numpy(np.asarray(rgb, dtype=np.float64) / 255.0).permute(2, 0, 1))
+    return torch.hypot(lab[1], lab[2]).numpy()
+
+
+def random_rgb(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    return rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+
+
+ALPHA_MODES = {"LA", "RGBA", "P+transparency"}
+PIL_MODES = ["L", "LA", "RGB", "RGBA", "P", "P+transparency", "I;16", "CMYK", "1"]
+
+
+def make_pil(mode: str, h: int, w: int, rng: np.random.Generator) -> tuple[Image.Image, np.ndarray, np.ndarray | None]:
+    """A random PIL image of ``mode``, the L* its colorization must keep, and its alpha (or None)."""
+    alpha = None
+    if mode in ("L", "LA", "1"):
+        gray = rng.integers(0, 256, size=(h, w), dtype=np.uint8)
+        image = Image.fromarray(gray)
+        if mode == "1":
+            image = image.convert("1", dither=Image.Dither.NONE)
+        if mode == "LA":
+            alpha = rng.integers(0, 256, size=(h, w), dtype=np.uint8)
+            image = Image.merge("LA", (image, Image.fromarray(alpha)))
+        return image, lightness_of_gray(np.asarray(image.convert("L")) / 255.0), alpha
+    if mode == "I;16":
+        deep = rng.integers(0, 65536, size=(h, w), dtype=np.uint16)
+        image = Image.frombytes("I;16", (w, h), deep.astype("<u2").tobytes())
+        return image, lightness_of_gray(deep / 65535.0), None
+    if mode in ("RGB", "RGBA"):
+        rgb = random_rgb(rng, h, w)
+        if mode == "RGBA":
+            alpha = rng.integers(0, 256, size=(h, w), dtype=np.uint8)
+            image = Image.fromarray(np.dstack([rgb, alpha]))
+        else:
+            image = Image.fromarray(rgb)
+    elif mode == "CMYK":
+        cmyk = rng.integers(0, 256, size=(h, w, 4), dtype=np.uint8)
+        image = Image.frombytes("CMYK", (w, h), cmyk.tobytes())
+    else:  # P, with or without a transparent palette index
+        index = rng.integers(0, 256, size=(h, w), dtype=np.uint8)
+        image = Image.frombytes("P", (w, h), index.tobytes())
+        image.putpalette(rng.integers(0, 256, size=768, dtype=np.uint8).tobytes())
+        if mode == "P+transparency":
+            image.info["transparency"] = int(index[0, 0])
+            alpha = np.asarray(image.convert("RGBA").getchannel("A"))
+    assert image.mode == mode.split("+")[0]
+    return image, lightness_of_rgb(np.asarray(image.convert("RGB"))), alpha
+
+
+SIZES = st.one_of(
+    st.tuples(st.integers(8, 90), st.integers(8, 90)),
+    st.sampled_from([(5, 120), (120, 5), (1, 64), (64, 1), (1, 1), (3, 7)]),
+)
+
+
+# ------------------------------------------------------------------------------ the central property
+@settings(max_examples=25, deadline=None)
+@given(size=SIZES, mode=st.sampled_from(PIL_MODES), seed=st.integers(0, 2**32 - 1))
+def test_colorize_keeps_size_mode_alpha_and_lightness_of_any_pil_image(
+    model: Colorizer, size: tuple[int, int], mode: str, seed: int
+) -> None:
+    h, w = size
+    image, expected_l, alpha = make_pil(mode, h, w, np.random.default_rng(seed))
+    out = model.colorize(image)
+    assert isinstance(out, Image.Image)
+    assert out.size == (w, h)
+    assert out.mode == ("RGBA" if mode in ALPHA_MODES else "RGB")
+    out_arr = np.asarray(out)
+    assert_lightness_kept(expected_l, out_arr[..., :3])
+    if alpha is not None:
+        np.testing.assert_array_equal(out_arr[..., 3], alpha)
+
+
+def test_colorize_adds_colour_to_a_gray_image(model: Colorizer) -> None:
+    gray = np.tile(np.linspace(30, 220, 64).astype(np.uint8), (48, 1))
+    out = model.colorize(gray)
+    assert out.shape == (48, 64, 3)
+    # Not a gray copy: the random model paints clearly visible chroma.
+    assert chroma(out).mean() > 5.0
+
+
+def test_luminance_is_kept_on_a_300x200_gradient(model: Colorizer) -> None:
+    h, w = 200, 300
+    y, x = np.mgrid[0:h, 0:w]
+    rgb = np.stack([x * 255 // (w - 1), y * 255 // (h - 1), (x + y) * 255 // (w + h - 2)], axis=-1).astype(np.uint8)
+    out = model.colorize(Image.fromarray(rgb))
+    assert out.size == (w, h) and out.mode == "RGB"
+    assert_lightness_kept(lightness_of_rgb(rgb), np.asarray(out))
+
+
+# ------------------------------------------------------------------------------------------- alpha
+def test_rgba_pil_alpha_is_kept_exactly(model: Colorizer) -> None:
+    rng = np.random.default_rng(1)
+    rgba = np.dstack([random_rgb(rng, 33, 41), rng.integers(0, 256, size=(33, 41), dtype=np.uint8)])
+    out = np.asarray(model.colorize(Image.fromarray(rgba)))
+    assert out.shape == (33, 41, 4)
+    np.testing.assert_array_equal(out[..., 3], rgba[..., 3])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_numpy_hw4_alpha_is_kept_exactly(model: Colorizer, dtype: type) -> None:
+    rng = np.random.default_rng(2)
+    if dtype == np.float32:
+        arr = rng.random((30, 37, 4), dtype=np.float32)
+    else:
+        arr = rng.integers(0, np.iinfo(dtype).max + 1, size=(30, 37, 4), dtype=dtype)
+    out = model.colorize(arr)
+    assert out.shape == (30, 37, 4) and out.dtype == dtype
+    np.testing.assert_array_equal(out[..., 3], arr[..., 3])
+
+
+def test_tensor_4hw_alpha_is_kept_exactly(model: Colorizer) -> None:
+    torch.manual_seed(3)
+    t = torch.rand(4, 35, 40)
+    out = model.colorize(t)
+    assert out.shape == (4, 35, 40) and out.dtype == torch.float32
+    assert torch.equal(out[3], t[3])
+
+
+# ------------------------------------------------------------------------------------------- kinds
+def test_numpy_gray_uint8_gives_hw3_uint8_with_its_lightness(model: Colorizer) -> None:
+    gray = np.random.default_rng(4).integers(0, 256, size=(37, 53), dtype=np.uint8)
+    out = model.colorize(gray)
+    assert isinstance(out, np.ndarray) and out.shape == (37, 53, 3) and out.dtype == np.uint8
+    assert_lightness_kept(lightness_of_gray(gray / 255.0), out)
+
+
+def test_numpy_hw1_is_treated_as_gray(model: Colorizer) -> None:
+    gray = np.random.default_rng(5).integers(0, 256, size=(36, 40, 1), dtype=np.uint8)
+    out = model.colorize(gray)
+    assert out.shape == (36, 40, 3) and out.dtype == np.uint8
+    assert_lightness_kept(lightness_of_gray(gray[..., 0] / 255.0), out)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_numpy_float_rgb_gives_the_same_float_dtype_in_unit_range(model: Colorizer, dtype: type) -> None:
+    rgb = np.random.default_rng(6).random((40, 34, 3)).astype(dtype)
+    out = model.colorize(rgb)
+    assert out.shape == (40, 34, 3) and out.dtype == dtype
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    expected = rgb_to_lab(torch.from_numpy(rgb.astype(np.float64)).permute(2, 0, 1))[0].numpy()
+    assert_lightness_kept(expected, np.round(out.astype(np.float64) * 255.0))
+
+
+@pytest.mark.parametrize("shape", [(31, 45), (31, 45, 3)])
+def test_numpy_uint16_gives_uint16(model: Colorizer, shape: tuple[int, ...]) -> None:
+    deep = np.random.default_rng(7).integers(0, 65536, size=shape, dtype=np.uint16)
+    out = model.colorize(deep)
+    assert out.shape == (31, 45, 3) and out.dtype == np.uint16
+    if deep.ndim == 2:
+        assert_lightness_kept(lightness_of_gray(deep / 65535.0), out / 257.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+def test_tensor_3hw_float_gives_3hw_of_the_same_dtype_in_unit_range(model: Colorizer, dtype: torch.dtype) -> None:
+    torch.manual_seed(8)
+    t = torch.rand(3, 42, 38).to(dtype)
+    out = model.colorize(t)
+    assert isinstance(out, torch.Tensor) and out.shape == (3, 42, 38) and out.dtype == dtype
+    assert out.min() >= 0 and out.max() <= 1
+    expected = rgb_to_lab(t.double())[0].numpy()
+    assert_lightness_kept(expected, (out.double() * 255).round().permute(1, 2, 0).numpy())
+
+
+def test_tensor_1hw_gives_3hw(model: Colorizer) -> None:
+    torch.manual_seed(9)
+    t = torch.rand(1, 33, 47)
+    out = model.colorize(t)
+    assert out.shape == (3, 33, 47) and out.dtype == torch.float32
+    assert_lightness_kept(lightness_of_gray(t[0].double().numpy()), (out.double() * 255).round().permute(1, 2, 0).numpy())
+
+
+def test_tensor_uint8_gives_uint8(model: Colorizer) -> None:
+    t = torch.randint(0, 256, (3, 32, 36), dtype=torch.uint8)
+    out = model.colorize(t)
+    assert out.shape == (3, 32, 36) and out.dtype == torch.uint8
+
+
+def test_batched_tensor_gives_batch_matching_one_by_one(model: Colorizer) -> None:
+    torch.manual_seed(10)
+    batch = torch.rand(3, 3, 40, 44)
+    out = model.colorize(batch)
+    assert isinstance(out, torch.Tensor) and out.shape == (3, 3, 40, 44) and out.dtype == torch.float32
+    for i in range(3):
+        # Equal up to float rounding of the network (at most one uint8 level after quantisation).
+        assert (out[i] - model.colorize(batch[i])).abs().max() <= 1.0 / 255 + 1e-6
+
+
+def test_list_of_mixed_inputs_gives_a_list_of_the_same_kinds_in_order(model: Colorizer, tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    path = tmp_path / "photo.png"
+    Image.fromarray(random_rgb(rng, 50, 60)).save(path)
+    inputs = [
+        Image.fromarray(random_rgb(rng, 40, 45)),
+        rng.integers(0, 256, size=(41, 46), dtype=np.uint8),
+        torch.rand(3, 42, 47),
+        str(path),
+        Image.fromarray(random_rgb(rng, 43, 48)).convert("L"),
+    ]
+    out = model.colorize(inputs)
+    assert isinstance(out, list) and len(out) == len(inputs)
+    assert isinstance(out[0], Image.Image) and out[0].size == (45, 40)
+    assert isinstance(out[1], np.ndarray) and out[1].shape == (41, 46, 3) and out[1].dtype == np.uint8
+    assert isinstance(out[2], torch.Tensor) and out[2].shape == (3, 42, 47)
+    assert isinstance(out[3], Image.Image) and out[3].size == (60, 50)
+    assert isinstance(out[4], Image.Image) and out[4].size == (48, 43) and out[4].mode == "RGB"
+    # Each list item comes out as it would alone (same images, so grouping must not reorder them).
+    for item, got in zip(inputs, out):
+        alone = model.colorize(item)
+        a = np.asarray(alone, dtype=np.float64) if not isinstance(alone, torch.Tensor) else alone.numpy() * 255
+        b = np.asarray(got, dtype=np.float64) if not isinstance(got, torch.Tensor) else got.numpy() * 255
+        assert np.abs(a - b).max() <= 1.0 + 1e-4
+
+
+def test_a_tuple_gives_a_list(model: Colorizer) -> None:
+    gray = np.zeros((32, 32), dtype=np.uint8)
+    out = model.colorize((gray, gray))
+    assert isinstance(out, list) and len(out) == 2
+
+
+@pytest.mark.parametrize("as_path", [str, Path], ids=["str", "Path"])
+def test_a_file_path_gives_a_pil_image(model: Colorizer, tmp_path: Path, as_path: type) -> None:
+    rgb = random_rgb(np.random.default_rng(12), 39, 51)
+    path = tmp_path / "in.png"
+    Image.fromarray(rgb).save(path)
+    out = model.colorize(as_path(path))
+    assert isinstance(out, Image.Image) and out.size == (51, 39) and out.mode == "RGB"
+    assert_lightness_kept(lightness_of_rgb(rgb), np.asarray(out))
+
+
+def test_exif_orientation_is_applied_to_files_and_pil_images(model: Colorizer, tmp_path: Path) -> None:
+    rgb = random_rgb(np.random.default_rng(13), 30, 50)  # 50 wide, 30 high
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    path = tmp_path / "rotated.jpg"
+    Image.fromarray(rgb).save(path, exif=exif)
+    assert model.colorize(path).size == (30, 50)
+    with Image.open(path) as opened:
+        assert opened.size == (50, 30)
+        assert model.colorize(opened).size == (30, 50)
+
+
+def test_a_premultiplied_la_image_is_colorized_with_its_alpha(model: Colorizer) -> None:
+    rng = np.random.default_rng(27)
+    planes = [Image.fromarray(rng.integers(0, 256, size=(32, 40), dtype=np.uint8)) for _ in range(2)]
+    image = Image.merge("LA", planes).convert("La")
+    assert image.mode == "La"
+    out = model.colorize(image)
+    assert out.mode == "RGBA" and out.size == (40, 32)
+    np.testing.assert_array_equal(np.asarray(out)[..., 3], np.asarray(image)[..., 1])
+
+
+# --------------------------------------------------------------------------------------- attention
+def test_attention_of_a_pil_image_is_an_l_image_of_its_size(model: Colorizer) -> None:
+    image = Image.fromarray(random_rgb(np.random.default_rng(14), 45, 61))
+    result = model.colorize(image, return_attention=True)
+    assert isinstance(result, ColorizeResult)
+    assert isinstance(result.image, Image.Image) and result.image.size == (61, 45)
+    assert isinstance(result.attention, Image.Image)
+    assert result.attention.mode == "L" and result.attention.size == (61, 45)
+
+
+def test_attention_of_a_numpy_image_is_float32_hw_in_unit_range(model: Colorizer) -> None:
+    gray = np.random.default_rng(15).integers(0, 256, size=(44, 58), dtype=np.uint8)
+    image, attention = model.colorize(gray, return_attention=True)
+    assert image.shape == (44, 58, 3)
+    assert attention.dtype == np.float32 and attention.shape == (44, 58)
+    assert attention.min() >= 0.0 and attention.max() <= 1.0
+    assert np.isfinite(attention).all()
+
+
+def test_attention_of_tensors_is_1hw_or_n1hw_in_unit_range(model: Colorizer) -> None:
+    torch.manual_seed(16)
+    image, attention = model.colorize(torch.rand(3, 36, 52), return_attention=True)
+    assert image.shape == (3, 36, 52)
+    assert attention.shape == (1, 36, 52) and attention.is_floating_point()
+    assert attention.min() >= 0 and attention.max() <= 1
+    images, attentions = model.colorize(torch.rand(2, 3, 36, 52), return_attention=True)
+    assert images.shape == (2, 3, 36, 52) and attentions.shape == (2, 1, 36, 52)
+    assert attentions.min() >= 0 and attentions.max() <= 1
+
+
+def test_attention_for_a_list_gives_a_list_of_results(model: Colorizer) -> None:
+    gray = np.full((32, 40), 128, dtype=np.uint8)
+    results = model.colorize([gray, gray], return_attention=True)
+    assert len(results) == 2 and all(isinstance(r, ColorizeResult) for r in results)
+    assert all(r.attention.shape == (32, 40) for r in results)
+
+
+# -------------------------------------------------------------------------------------- batch size
+def test_batch_size_does_not_change_the_outputs(model: Colorizer) -> None:
+    rng = np.random.default_rng(17)
+    images = [Image.fromarray(random_rgb(rng, 40, 50)) for _ in range(5)]
+    one = [np.asarray(o, dtype=np.int16) for o in model.colorize(images, batch_size=1)]
+    four = [np.asarray(o, dtype=np.int16) for o in model.colorize(images, batch_size=4)]
+    for a, b in zip(one, four):
+        # Convolutions sum in a batch-size-dependent order, so the network's float output may differ by
+        # about 1e-6; a pixel on a rounding boundary can then move by one uint8 level, never more.
+        assert np.abs(a - b).max() <= 1
+        assert (a != b).mean() < 0.01
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, True, 1.5, "4"])
+def test_invalid_batch_size_is_refused(model: Colorizer, batch_size: object) -> None:
+    with pytest.raises(ValueError, match="batch_size"):
+        model.colorize(np.zeros((32, 32), dtype=np.uint8), batch_size=batch_size)
+
+
+# -------------------------------------------------------------------------------------- saturation
+def assert_neutral(rgb: np.ndarray) -> None:
+    rgb = rgb.astype(np.int16)
+    assert np.abs(rgb[..., 0] - rgb[..., 1]).max() <= 1
+    assert np.abs(rgb[..., 1] - rgb[..., 2]).max() <= 1
+
+
+def test_saturation_zero_gives_a_gray_output_with_the_inputs_lightness(model: Colorizer) -> None:
+    rgb = random_rgb(np.random.default_rng(18), 40, 52)
+    out = model.colorize(rgb, saturation=0)
+    assert_neutral(out)
+    assert_lightness_kept(lightness_of_rgb(rgb), out)
+    assert chroma(model.colorize(rgb)).mean() > 5.0  # the override is per call only
+
+
+def test_saturation_zero_in_the_config_gives_a_gray_output() -> None:
+    gray_model = make_colorizer(saturation=0.0)
+    assert_neutral(gray_model.colorize(random_rgb(np.random.default_rng(19), 33, 33)))
+    # ... unless the call asks for colour.
+    assert chroma(gray_model.colorize(random_rgb(np.random.default_rng(19), 33, 33), saturation=1.0)).mean() > 5.0
+
+
+@pytest.mark.parametrize("saturation", [-0.1, 4.01, float("nan"), True, "1"])
+def test_invalid_saturation_is_refused_by_colorize_and_the_constructor(model: Colorizer, saturation: object) -> None:
+    with pytest.raises(ValueError, match="saturation"):
+        model.colorize(np.zeros((32, 32), dtype=np.uint8), saturation=saturation)
+    with pytest.raises(ValueError, match="saturation"):
+        Colorizer(generator=dict(TINY), working_size=WORKING_SIZE, saturation=saturation)
+
+
+# ------------------------------------------------------------------------------------------ errors
+@pytest.mark.parametrize("bad", [object(), 42, None, b"bytes", {"image": 1}], ids=lambda b: type(b).__name__)
+def test_a_non_image_object_raises_type_error(model: Colorizer, bad: object) -> None:
+    with pytest.raises(TypeError, match=type(bad).__name__):
+        model.colorize(bad)
+    with pytest.raises(TypeError):
+        model.colorize([np.zeros((32, 32), dtype=np.uint8), bad])
+
+
+def test_a_missing_file_raises_image_read_error_naming_it(model: Colorizer, tmp_path: Path) -> None:
+    missing = tmp_path / "no_such_photo.png"
+    with pytest.raises(ImageReadError, match="no_such_photo.png"):
+        model.colorize(missing)
+    with pytest.raises(ValueError, match="no_such_photo.png"):  # ImageReadError is a ValueError
+        model.colorize(str(missing))
+    assert issubclass(ImageReadError, ValueError)
+
+
+def test_a_folder_path_raises_image_read_error(model: Colorizer, tmp_path: Path) -> None:
+    with pytest.raises(ImageReadError, match="not a file"):
+        model.colorize(tmp_path)
+
+
+def _png_bytes() -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(random_rgb(np.random.default_rng(20), 64, 64)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _jpeg_bytes() -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(random_rgb(np.random.default_rng(21), 64, 64)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("truncated.png", lambda: _png_bytes()[: len(_png_bytes()) // 2]),
+        ("truncated.jpg", lambda: _jpeg_bytes()[: len(_jpeg_bytes()) // 2]),
+        ("noise.png", lambda: np.random.default_rng(22).integers(0, 256, 500, dtype=np.uint8).tobytes()),
+        ("empty.jpg", lambda: b""),
+    ],
+    ids=["truncated-png", "truncated-jpeg", "random-bytes", "empty"],
+)
+def test_a_corrupt_file_raises_image_read_error_and_writes_nothing(
+    model: Colorizer, tmp_path: Path, name: str, content
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content())
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(ImageReadError, match=re.escape(name)):
+        model.colorize(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    "array",
+    [np.zeros((0, 10), np.uint8), np.zeros((10, 0, 3), np.uint8), np.zeros((0,), np.uint8), np.zeros((0, 0), np.float32)],
+    ids=["0x10", "10x0x3", "1d-empty", "0x0-float"],
+)
+def test_a_zero_size_array_raises_value_error(model: Colorizer, array: np.ndarray) -> None:
+    with pytest.raises(ValueError):
+        model.colorize(array)
+
+
+def test_a_zero_size_tensor_raises_value_error(model: Colorizer) -> None:
+    with pytest.raises(ValueError, match="zero size"):
+        model.colorize(torch.zeros(3, 0, 10))
+
+
+@pytest.mark.parametrize("shape", [(20, 20, 5), (1, 20, 20, 3), (20,), (20, 20, 2)])
+def test_a_wrongly_shaped_array_raises_value_error_naming_the_shape(model: Colorizer, shape: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match=re.escape(str(shape))):
+        model.colorize(np.zeros(shape, dtype=np.uint8))
+
+
+@pytest.mark.parametrize("shape", [(5, 20, 20), (2, 20), (1, 1, 3, 20, 20)])
+def test_a_wrongly_shaped_tensor_raises_value_error(model: Colorizer, shape: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="shape"):
+        model.colorize(torch.zeros(shape))
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.bool_, np.int64, np.int8], ids=lambda d: np.dtype(d).name)
+def test_an_unsupported_numpy_dtype_raises_type_error_naming_it(model: Colorizer, dtype: type) -> None:
+    with pytest.raises(TypeError, match=np.dtype(dtype).name):
+        model.colorize(np.zeros((32, 32, 3), dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.int16], ids=str)
+def test_an_unsupported_tensor_dtype_raises_type_error_naming_it(model: Colorizer, dtype: torch.dtype) -> None:
+    with pytest.raises(TypeError, match=str(dtype)):
+        model.colorize(torch.zeros(3, 32, 32, dtype=dtype))
+
+
+@pytest.mark.parametrize("value", [1.5, -0.5, float("nan"), float("inf")])
+def test_a_float_outside_the_unit_range_raises_value_error(model: Colorizer, value: float) -> None:
+    arr = np.full((32, 32, 3), 0.5, dtype=np.float32)
+    arr[3, 4, 1] = value
+    original = arr.copy()
+    with pytest.raises(ValueError, match=r"\[0, 1\]|NaN"):
+        model.colorize(arr)
+    np.testing.assert_array_equal(arr, original)  # the input is left untouched
+    t = torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+    with pytest.raises(ValueError, match=r"\[0, 1\]|NaN"):
+        model.colorize(t)
+
+
+@pytest.mark.parametrize("return_attention", [False, True])
+def test_an_empty_batch_tensor_gives_an_empty_batch_or_a_value_error(model: Colorizer, return_attention: bool) -> None:
+    try:
+        out = model.colorize(torch.zeros(0, 3, 32, 32), return_attention=return_attention)
+    except ValueError:
+        return
+    image = out.image if return_attention else out
+    assert image.shape == (0, 3, 32, 32)
+
+
+@pytest.mark.parametrize("value", [2.0, float("nan")])
+def test_a_float_alpha_outside_the_unit_range_raises_value_error(model: Colorizer, value: float) -> None:
+    arr = np.full((32, 32, 4), 0.5, dtype=np.float32)
+    arr[5, 6, 3] = value
+    with pytest.raises(ValueError):
+        model.colorize(arr)
+    with pytest.raises(ValueError):
+        model.colorize(torch.from_numpy(arr).permute(2, 0, 1).contiguous())
+
+
+def test_an_image_too_large_for_memory_raises_memory_error_in_gib(model: Colorizer, monkeypatch) -> None:
+    monkeypatch.setattr(colorizer_module, "_available_memory", lambda: 10_000)
+    for image in (np.zeros((100, 100), np.uint8), Image.new("RGB", (100, 100)), torch.zeros(3, 100, 100)):
+        with pytest.raises(MemoryError, match="GiB"):
+            model.colorize(image)
+    # An image that fits still works under the same limit.
+    monkeypatch.setattr(colorizer_module, "_available_memory", lambda: 10**9)
+    assert model.colorize(np.zeros((100, 100), np.uint8)).shape == (100, 100, 3)
+
+
+def test_unknown_available_memory_skips_the_memory_check(model: Colorizer, monkeypatch) -> None:
+    monkeypatch.setattr(colorizer_module, "_available_memory", lambda: None)
+    assert model.colorize(np.zeros((40, 40), np.uint8)).shape == (40, 40, 3)
+
+
+# --------------------------------------------------------------------------------- save and load
+@pytest.fixture()
+def saved(model: Colorizer, tmp_path: Path) -> Path:
+    folder = tmp_path / "model"
+    model.save_pretrained(folder)
+    return folder
+
+
+def test_save_then_load_gives_identical_outputs(model: Colorizer, saved: Path) -> None:
+    assert {"config.json", "model.safetensors"} <= {p.name for p in saved.iterdir()}
+    config = json.loads((saved / "config.json").read_text())
+    assert config["generator"] == TINY
+    assert config["working_size"] == WORKING_SIZE
+    assert config["saturation"] == 1.0
+    loaded = Colorizer.from_pretrained(saved)
+    assert isinstance(loaded, Colorizer) and not loaded.training
+    image = Image.fromarray(random_rgb(np.random.default_rng(23), 45, 50))
+    np.testing.assert_array_equal(np.asarray(loaded.colorize(image)), np.asarray(model.colorize(image)))
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    # A str path works as well as a Path.
+    assert isinstance(Colorizer.from_pretrained(str(saved)), Colorizer)
+
+
+def test_saved_saturation_is_restored(tmp_path: Path) -> None:
+    make_colorizer(saturation=0.25).save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["saturation"] == 0.25
+    assert Colorizer.from_pretrained(tmp_path).saturation == 0.25
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "config.json"])
+def test_a_folder_missing_a_file_raises_file_not_found_naming_it(saved: Path, name: str) -> None:
+    (saved / name).unlink()
+    with pytest.raises(FileNotFoundError, match=re.escape(name)):
+        Colorizer.from_pretrained(saved)
+
+
+def test_corrupt_safetensors_raises_value_error(saved: Path) -> None:
+    (saved / "model.safetensors").write_bytes(np.random.default_rng(24).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    with pytest.raises(ValueError, match="safetensors"):
+        Colorizer.from_pretrained(saved)
+
+
+def _rewrite_weights(folder: Path, change) -> str:
+    state = load_file(str(folder / "model.safetensors"))
+    key = change(state)
+    save_file(state, str(folder / "model.safetensors"))
+    return key
+
+
+def test_weights_with_a_missing_key_raise_value_error_naming_it(saved: Path) -> None:
+    def drop(state: dict) -> str:
+        key = sorted(state)[-1]
+        del state[key]
+        return key
+
+    key = _rewrite_weights(saved, drop)
+    with pytest.raises(ValueError, match=re.escape(key)):
+        Colorizer.from_pretrained(saved)
+
+
+def test_weights_with_an_extra_key_raise_value_error_naming_it(saved: Path) -> None:
+    def add(state: dict) -> str:
+        state["generator.surplus.weight"] = torch.zeros(2)
+        return "generator.surplus.weight"
+
+    key = _rewrite_weights(saved, add)
+    with pytest.raises(ValueError, match=re.escape(key)):
+        Colorizer.from_pretrained(saved)
+
+
+def test_weights_with_a_wrong_shape_raise_value_error_naming_the_key(saved: Path) -> None:
+    def reshape(state: dict) -> str:
+        key = next(k for k, v in state.items() if v.dim() >= 1)
+        state[key] = torch.zeros(state[key].shape[0] + 1, *state[key].shape[1:])
+        return key
+
+    key = _rewrite_weights(saved, reshape)
+    with pytest.raises(ValueError, match=re.escape(key)):
+        Colorizer.from_pretrained(saved)
+
+
+def _rewrite_config(folder: Path, **changes) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    config.update(changes)
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def test_a_config_for_another_architecture_raises_value_error(saved: Path) -> None:
+    _rewrite_config(saved, architecture="other.Model")
+    with pytest.raises(ValueError, match="other.Model"):
+        Colorizer.from_pretrained(saved)
+
+
+def test_a_config_with_an_unknown_key_raises_value_error_naming_it(saved: Path) -> None:
+    _rewrite_config(saved, colour_boost=3)
+    with pytest.raises(ValueError, match="colour_boost"):
+        Colorizer.from_pretrained(saved)
+
+
+def test_a_config_that_does_not_match_the_weights_raises_value_error(saved: Path) -> None:
+    _rewrite_config(saved, generator={"base_channels": 16, "num_groups": 8, "num_blocks": 1})
+    with pytest.raises(ValueError, match="shape"):
+        Colorizer.from_pretrained(saved)
+
+
+def test_a_path_that_is_neither_a_folder_nor_a_hub_id_raises_file_not_found(tmp_path: Path) -> None:
+    a_file = tmp_path / "weights.bin"
+    a_file.write_bytes(b"0")
+    for name in (tmp_path / "absent" / "model", str(tmp_path / "nowhere"), a_file, "not a hub id"):
+        with pytest.raises(FileNotFoundError, match="neither a model folder"):
+            Colorizer.from_pretrained(name)
+
+
+def test_device_and_dtype_place_the_loaded_model(model: Colorizer, saved: Path) -> None:
+    loaded = Colorizer.from_pretrained(saved, device="cpu", dtype=torch.float64)
+    params = list(loaded.parameters())
+    assert params and all(p.dtype == torch.float64 and p.device.type == "cpu" for p in params)
+    rgb = random_rgb(np.random.default_rng(25), 40, 40)
+    out = loaded.colorize(rgb)
+    assert out.dtype == np.uint8 and out.shape == (40, 40, 3)
+    assert_lightness_kept(lightness_of_rgb(rgb), out)
+    # Same weights in higher precision: the colours agree with the float32 model to within rounding.
+    assert np.abs(out.astype(np.int16) - model.colorize(rgb).astype(np.int16)).max() <= 2
+
+
+def test_load_weights_refuses_a_missing_file(model: Colorizer, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="absent.safetensors"):
+        make_colorizer().load_weights(tmp_path / "absent.safetensors")
+
+
+@pytest.mark.skipif(
+    not (DEFAULT_MODEL_DIR / "model.safetensors").exists(), reason="the bundled default model is not built yet"
+)
+def test_the_bundled_default_model_loads_and_colorizes() -> None:
+    default = Colorizer.from_pretrained()
+    rgb = random_rgb(np.random.default_rng(26), 48, 64)
+    out = default.colorize(Image.fromarray(rgb))
+    assert out.size == (64, 48) and out.mode == "RGB"
+    assert_lightness_kept(lightness_of_rgb(rgb), np.asarray(out))
+
+
+def test_a_missing_bundled_model_raises_file_not_found(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(colorizer_module, "DEFAULT_MODEL_DIR", tmp_path / "pretrained")
+    with pytest.raises(FileNotFoundError, match="bundled default model"):
+        Colorizer.from_pretrained()
+
+
+# ------------------------------------------------------------------------------ construction checks
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"working_size": MIN_SIZE - 1}, "working_size"),
+        ({"working_size": 64.0}, "working_size"),
+        ({"working_size": True}, "working_size"),
+        ({"architecture": "other.Model"}, "architecture"),
+        ({"colour_boost": 3}, "colour_boost"),
+        ({"generator": {"no_such_argument": 1}}, "generator"),
+        ({"generator": dict(TINY, out_channels=1)}, "out_channels"),
+    ],
+)
+def test_invalid_constructor_arguments_raise_value_error(kwargs: dict, match: str) -> None:
+    kwargs = {"generator": dict(TINY), **kwargs}
+    with pytest.raises(ValueError, match=match):
+        Colorizer(**kwargs)
+
+
+# ----------------------------------------------------------------------------------- working shape
+@settings(max_examples=60, deadline=None)
+@given(h=st.integers(1, 5000), w=st.integers(1, 5000), working_size=st.sampled_from([32, 64, 100, 256, 512]))
+def test_working_shape_keeps_aspect_in_multiples_of_4_and_at_least_32(h: int, w: int, working_size: int) -> None:
+    hh, ww = Colorizer(generator=dict(TINY), working_size=working_size).working_shape(h, w)
+    assert hh % 4 == 0 and ww % 4 == 0
+    assert hh >= MIN_SIZE and ww >= MIN_SIZE
+    if h >= w:
+        assert hh >= ww
+    if w >= h:
+        assert ww >= hh
+    if hh > MIN_SIZE and ww > MIN_SIZE:
+        # Neither side was clamped: each side is the scaled side rounded to a multiple of 4 (off by <= 2).
+        allowed = 2 / (hh - 2) + 2 / (ww - 2) + 1e-9
+        assert abs(math.log(hh / ww) - math.log(h / w)) <= allowed
+        scale = working_size / math.sqrt(h * w)
+        assert abs(hh - h * scale) <= 2 + 1e-9 and abs(ww - w * scale) <= 2 + 1e-9
+
+
+def test_working_shape_examples(model: Colorizer) -> None:
+    assert model.working_shape(32, 32) == (32, 32)
+    assert model.working_shape(1000, 1000) == (32, 32)
+    assert model.working_shape(5, 120) == (32, 156)
+    big = Colorizer(generator=dict(TINY), working_size=256)
+    assert big.working_shape(256, 256) == (256, 256)
+    assert big.working_shape(480, 640) == (220, 296)
