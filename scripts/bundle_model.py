@@ -1,0 +1,28 @@
+"""Write a trained Colorizer folder into the package as the bundled default model (fp16 safetensors).
+
+    python scripts/bundle_model.py runs/x/colorizer --working-size 128 --saturation 0.6 --card docs/model_card.md
+"""
+
+import argparse
+import shutil
+from pathlib import Path
+
+from agincolor import Colorizer
+from agincolor.colorizer import DEFAULT_MODEL_DIR
+
+parser = argparse.ArgumentParser()
+parser.add_argument("source")
+parser.add_argument("--working-size", type=int, required=True)
+parser.add_argument("--saturation", type=float, required=True)
+parser.add_argument("--card", default=None, help="model card (markdown) to ship as README.md")
+args = parser.parse_args()
+
+trained = Colorizer.from_pretrained(args.source)
+bundled = Colorizer(generator=trained.generator_config, working_size=args.working_size, saturation=args.saturation)
+bundled.load_state_dict(trained.state_dict())
+if DEFAULT_MODEL_DIR.exists():
+    shutil.rmtree(DEFAULT_MODEL_DIR)
+bundled.half().save_pretrained(DEFAULT_MODEL_DIR)
+if args.card:
+    shutil.copy(args.card, DEFAULT_MODEL_DIR / "README.md")
+print(sorted(p.name for p in DEFAULT_MODEL_DIR.iterdir()), (DEFAULT_MODEL_DIR / "model.safetensors").stat().st_size)
