@@ -130,10 +130,13 @@ def test_colorfulness_of_half_red_half_blue_by_hand() -> None:
     image = np.zeros((4, 8, 3), dtype=np.uint8)
     image[:, :4, 0] = 255
     image[:, 4:, 2] = 255
-    # rg takes 255 and 0: mean 127.5, std 127.5.
+    # Signed (the paper's formula): rg takes 255 and 0: mean 127.5, std 127.5;
     # yb takes 127.5 and -255: mean -63.75, std 191.25.
-    expected = math.sqrt(127.5**2 + 191.25**2) + 0.3 * math.sqrt(127.5**2 + 63.75**2)
-    assert colorfulness(image) == pytest.approx(expected, abs=1e-9)
+    signed = math.sqrt(127.5**2 + 191.25**2) + 0.3 * math.sqrt(127.5**2 + 63.75**2)
+    assert colorfulness(image, absolute=False) == pytest.approx(signed, abs=1e-9)
+    # Absolute (the project's protocol): |yb| takes 127.5 and 255: mean 191.25, std 63.75.
+    absolute = math.sqrt(127.5**2 + 63.75**2) + 0.3 * math.sqrt(127.5**2 + 191.25**2)
+    assert colorfulness(image) == pytest.approx(absolute, abs=1e-9)
 
 
 def test_colorfulness_of_gray_image_is_0() -> None:
