@@ -22,6 +22,8 @@ __all__ = [
     "cycle_loss",
     "content_loss",
     "cam_generator_loss",
+    "cam_source_loss",
+    "cam_target_loss",
     "paired_loss",
 ]
 
@@ -55,16 +57,28 @@ def content_loss(identity: torch.Tensor, original: torch.Tensor) -> torch.Tensor
     return F.l1_loss(identity.float(), original.float())
 
 
+def cam_source_loss(logits: torch.Tensor) -> torch.Tensor:
+    """Eq. 7's first half: cross-entropy pulling A_g(x) to 1 for x from the generator's source domain.
+    Returns 0 when the generator has no CAM (the ablation)."""
+    if logits.numel() == 0:
+        return torch.zeros((), device=logits.device)
+    s = logits.float()
+    return F.binary_cross_entropy_with_logits(s, torch.ones_like(s))
+
+
+def cam_target_loss(logits: torch.Tensor) -> torch.Tensor:
+    """Eq. 7's second half: cross-entropy pulling A_g(x) to 0 for x from the target domain."""
+    if logits.numel() == 0:
+        return torch.zeros((), device=logits.device)
+    t = logits.float()
+    return F.binary_cross_entropy_with_logits(t, torch.zeros_like(t))
+
+
 def cam_generator_loss(source_logits: torch.Tensor, target_logits: torch.Tensor) -> torch.Tensor:
     """Eq. 7: binary cross-entropy teaching the generator's classifier A_g to tell its source domain (1)
     from its target domain (0). ``source_logits`` are A_g on x ~ X_g, ``target_logits`` on x ~ X_c.
     Returns 0 when the generator has no CAM (the ablation)."""
-    if source_logits.numel() == 0:
-        return torch.zeros((), device=source_logits.device)
-    s, t = source_logits.float(), target_logits.float()
-    return F.binary_cross_entropy_with_logits(s, torch.ones_like(s)) + F.binary_cross_entropy_with_logits(
-        t, torch.zeros_like(t)
-    )
+    return cam_source_loss(source_logits) + cam_target_loss(target_logits)
 
 
 def paired_loss(colorized: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
