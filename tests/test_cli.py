@@ -274,11 +274,14 @@ def test_evaluate_json_is_strict_json_with_the_three_rows(colour_photos, model_d
     assert "broken.png" in captured.err
 
 
-def test_evaluate_json_writes_infinite_psnr_as_null(tmp_path, model_dir, capsys):
+def test_evaluate_of_an_already_gray_photo_gives_finite_capped_psnr_in_strict_json(tmp_path, model_dir, capsys):
+    from agincolor.evaluate import PSNR_CAP
+
     Image.fromarray(_noise((32, 32), 8), mode="L").convert("RGB").save(tmp_path / "gray.png")
     assert run("evaluate", tmp_path, "--model", model_dir, "--json") == 0
     data = json.loads(capsys.readouterr().out, parse_constant=lambda name: pytest.fail(f"non-standard {name}"))
-    assert data["metrics"]["gray baseline"]["psnr"] is None
+    # The gray baseline reproduces a gray photo exactly: its PSNR is capped rather than infinite.
+    assert data["metrics"]["gray baseline"]["psnr"] == PSNR_CAP
 
 
 def test_evaluate_missing_folder_exits_2(tmp_path, model_dir, capsys):
