@@ -27,6 +27,7 @@ from typing import Any, Callable, Sequence
 
 from . import __version__
 from .evaluate import IMAGE_SUFFIXES  # what a folder input is searched for
+from .colorizer import ImageReadError, open_image
 
 __all__ = ["main"]
 
@@ -337,17 +338,6 @@ def _plan(
     return jobs, skipped, refused
 
 
-def _read_image(path: Path) -> Any:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise ValueError(f"cannot read image: {_one_line(err)}") from None
-
-
 def _colorize_images(model: Any, images: list[Any], args: argparse.Namespace) -> list[Any]:
     """Colorize a batch; if it fails, colorize one by one so one bad image does not sink the others.
 
@@ -417,9 +407,9 @@ def _colorize(args: argparse.Namespace) -> int:
             loaded: list[tuple[_Job, Any]] = []
             for job in jobs[start : start + args.batch_size]:
                 try:
-                    loaded.append((job, _read_image(job.source)))
-                except ValueError as err:
-                    failed.append((job.source, str(err)))
+                    loaded.append((job, open_image(job.source)))
+                except ImageReadError as err:
+                    failed.append((job.source, _one_line(err)))
                     bar.update(1)
             results = _colorize_images(model, [image for _, image in loaded], args) if loaded else []
             for (job, _), result in zip(loaded, results):

@@ -26,7 +26,15 @@ from torch import nn
 from .color import _XYZ_NORM_TO_RGB, _cie_f, _cie_f_inv, linear_to_srgb, rgb_to_lab, srgb_to_linear
 from .generator import MIN_SIZE, Generator
 
-__all__ = ["Colorizer", "ColorizeResult", "ImageInput", "ARCHITECTURE", "DEFAULT_MODEL_DIR", "ImageReadError"]
+__all__ = [
+    "ARCHITECTURE",
+    "DEFAULT_MODEL_DIR",
+    "ColorizeResult",
+    "Colorizer",
+    "ImageInput",
+    "ImageReadError",
+    "open_image",
+]
 
 ARCHITECTURE = "agincolor.Generator"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "pretrained"
@@ -247,18 +255,6 @@ class Colorizer(
         self.load_state_dict(state, strict=True)
 
     # ----------------------------------------------------------------------------------- inputs
-    @staticmethod
-    def _open(path: str | os.PathLike[str]) -> Image.Image:
-        p = Path(path)
-        if not p.is_file():
-            raise ImageReadError(f"image file {str(p)!r} does not exist" if not p.exists() else f"{str(p)!r} is not a file")
-        try:
-            with Image.open(p) as im:
-                im.load()
-                return im.copy()
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-            raise ImageReadError(f"cannot read image file {str(p)!r}: {err}") from None
-
     def _check_size(self, h: int, w: int) -> None:
         if h <= 0 or w <= 0:
             raise ValueError(f"image has zero size ({w}x{h})")
@@ -438,7 +434,7 @@ class Colorizer(
     def _prepare_one(self, image: ImageInput) -> tuple[_Prepared, Any]:
         """Returns the prepared image and what decides the output's kind (the loaded PIL image for paths)."""
         if isinstance(image, (str, os.PathLike)):
-            image = self._open(image)
+            image = open_image(image)
         if isinstance(image, Image.Image):
             return self._prepare_pil(image), image
         if isinstance(image, np.ndarray):
@@ -452,6 +448,19 @@ class Colorizer(
     def forward(self, x: torch.Tensor) -> Any:
         """The generator's forward on (N, C, H, W) images in [-1, 1] (for users who want raw outputs)."""
         return self.generator(x)
+
+
+def open_image(path: str | os.PathLike[str]) -> Image.Image:
+    """Open and fully decode an image file; raises :class:`ImageReadError` naming the file otherwise."""
+    p = Path(path)
+    if not p.is_file():
+        raise ImageReadError(f"image file {str(p)!r} does not exist" if not p.exists() else f"{str(p)!r} is not a file")
+    try:
+        with Image.open(p) as im:
+            im.load()
+            return im.copy()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise ImageReadError(f"cannot read image file {str(p)!r}: {err}") from None
 
 
 # ------------------------------------------------------------------------------------ colour helpers

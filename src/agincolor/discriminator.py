@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from .attention import CAMAttention
+from .generator import _positive_int
 
 __all__ = ["Discriminator", "DiscriminatorOutput", "PatchDiscriminator"]
 
@@ -73,12 +74,6 @@ class PatchDiscriminator(nn.Module):
         return DiscriminatorOutput(self.head(features), cam_logits, heatmap)
 
 
-def _check_positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
 class Discriminator(nn.Module):
     """Two-scale attentional PatchGAN discriminator D (section 3.1.2, 4.1).
 
@@ -106,13 +101,13 @@ class Discriminator(nn.Module):
         pooling: Sequence[str] = ("avg", "median"),
     ) -> None:
         super().__init__()
-        self.in_channels = _check_positive("in_channels", in_channels)
-        _check_positive("base_channels", base_channels)
+        self.in_channels = _positive_int("in_channels", in_channels)
+        _positive_int("base_channels", base_channels)
         for name, value in (("local_layers", local_layers), ("global_layers", global_layers)):
-            if _check_positive(name, value) < 3:
+            if _positive_int(name, value) < 3:
                 raise ValueError(f"{name} must be at least 3, got {value}")
         if max_channels is not None:
-            _check_positive("max_channels", max_channels)
+            _positive_int("max_channels", max_channels)
         self.global_layers = global_layers
         # Each stride-2 conv halves the size and the two stride-1 convs take one pixel each; the last
         # reflection pad needs at least 2 pixels left, so the input needs 3 * 2**(layers - 2).
