@@ -239,6 +239,25 @@ def test_resumed_run_reproduces_the_uninterrupted_run_exactly(data_dir: Path, tm
             assert torch.allclose(value, other[key], rtol=0, atol=1e-6), (name, key)
 
 
+def test_resume_after_a_crash_past_the_checkpoint_logs_each_step_once(data_dir: Path, tmp_path: Path) -> None:
+    settings = dict(steps=6, checkpoint_every=3, log_every=1)
+    crashing = Trainer(_config(data_dir, tmp_path / "run", **settings), progress=False)
+    step = crashing.train_step
+
+    def step_then_crash(*args: Any) -> dict[str, float]:
+        if crashing.step == 4:  # steps 1-4 are logged, the checkpoint holds step 3
+            raise _SimulatedCrash
+        return step(*args)
+
+    crashing.train_step = step_then_crash  # type: ignore[method-assign]
+    with pytest.raises(_SimulatedCrash):
+        crashing.train()
+    assert [r["step"] for r in _read_log(tmp_path / "run")] == [1, 2, 3, 4]
+
+    Trainer(_config(data_dir, tmp_path / "run", **settings), resume=True, progress=False).train()
+    assert [r["step"] for r in _read_log(tmp_path / "run")] == [1, 2, 3, 4, 5, 6]
+
+
 def test_resume_refuses_a_checkpoint_of_another_architecture(data_dir: Path, tmp_path: Path) -> None:
     Trainer(_config(data_dir, tmp_path / "out", steps=3), progress=False).save_checkpoint()
     for overrides, field in (

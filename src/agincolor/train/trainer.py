@@ -185,9 +185,14 @@ class Trainer:
         betas = (config.beta1, config.beta2)
         # The fused kernel updates all parameters in one pass (CPU and CUDA), instead of a dozen
         # elementwise passes over 100M+ parameters in the paper configuration.
-        adam = dict(lr=config.lr, betas=betas, weight_decay=config.weight_decay, fused=True)
-        self.opt_g = torch.optim.Adam(self.g_params, **adam)
-        self.opt_d = torch.optim.Adam(self.d_params, **adam)
+        adam = dict(lr=config.lr, betas=betas, weight_decay=config.weight_decay)
+        fused = {"fused": True} if self.device.type in ("cpu", "cuda") else {}
+        try:
+            self.opt_g = torch.optim.Adam(self.g_params, **adam, **fused)
+            self.opt_d = torch.optim.Adam(self.d_params, **adam, **fused)
+        except (RuntimeError, TypeError):  # a torch or device without the fused kernel
+            self.opt_g = torch.optim.Adam(self.g_params, **adam)
+            self.opt_d = torch.optim.Adam(self.d_params, **adam)
         self.base_lr = config.lr
         self.step = 0
         self.skipped = 0
@@ -195,9 +200,10 @@ class Trainer:
 
         if config.init_from:
             self._init_from(config.init_from)
-        if resume and (self.out / CHECKPOINT_NAME).exists():
+        resumed = resume and (self.out / CHECKPOINT_NAME).exists()
+        if resumed:
             self.load_checkpoint(self.out / CHECKPOINT_NAME)
-        if self.world.enabled and not resume:
+        elif self.world.enabled:
             self._broadcast_parameters()
 
     # ----------------------------------------------------------------------------------------- state
@@ -457,6 +463,10 @@ class Trainer:
 
             bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
         log_path = self.out / "log.jsonl"
+        if self.world.is_main and log_path.exists():
+            # After a resume, records written past the checkpoint would be repeated: drop them.
+            kept = [line for line in log_path.read_text().splitlines() if line and json.loads(line)["step"] <= self.step]
+            log_path.write_text("".join(line + "\n" for line in kept))
         last: dict[str, float] = {}
         started = time.perf_counter() - self.elapsed
         while self.step < cfg.steps and not (cfg.time_budget and self._budget_spent()):
