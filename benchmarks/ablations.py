@@ -63,7 +63,7 @@ def evaluate_runs(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     files = list_images(args.val)[: args.limit]
     runs = [Path(args.runs) / name for name in VARIANTS if (Path(args.runs) / name).is_dir()]
-    print(f"| variant | steps | PSNR (dB) | SSIM | colorfulness | final mean rho per layer |")
+    print("| variant | steps | PSNR (dB) | SSIM | colorfulness | final mean rho per layer |")
     print("| --- | ---: | ---: | ---: | ---: | --- |")
     models = {}
     gray_row = None

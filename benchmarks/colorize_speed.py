@@ -19,8 +19,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
 
 def _photo(h: int, w: int):
     """A smooth synthetic gray photo (gradients and shapes), so the network sees image-like input."""

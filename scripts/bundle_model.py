@@ -5,7 +5,6 @@
 
 import argparse
 import shutil
-from pathlib import Path
 
 from agincolor import Colorizer
 from agincolor.colorizer import DEFAULT_MODEL_DIR

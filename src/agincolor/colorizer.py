@@ -23,7 +23,17 @@ from huggingface_hub import PyTorchModelHubMixin
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 
-from .color import _XYZ_NORM_TO_RGB, _cie_f, _cie_f_inv, linear_to_srgb, rgb_to_lab, srgb_to_linear
+from .color import (
+    _RGB_TO_XYZ_NORM,
+    _XYZ_NORM_TO_RGB,
+    _cie_f,
+    _cie_f_inv,
+    lab_l_from_srgb,
+    linear_to_srgb,
+    rgb_to_gray,
+    rgb_to_lab,
+    srgb_to_linear,
+)
 from .generator import MIN_SIZE, Generator
 
 __all__ = [
@@ -299,7 +309,8 @@ class Colorizer(
         if arr.dtype.kind == "u" and arr.dtype.itemsize == 2 and not arr.dtype.isnative:
             arr = arr.astype(np.uint16)  # big-endian 16-bit data, as some TIFF readers return it
         if arr.dtype in (np.float16, np.float32, np.float64):
-            _check_unit_range(torch.from_numpy(np.asarray(arr, dtype=np.float32)), "numpy image")
+            arr = np.ascontiguousarray(arr, dtype=np.float32)
+            _check_unit_range(torch.from_numpy(arr), "numpy image")  # alpha included
         alpha = None
         if arr.ndim == 3 and arr.shape[2] == 4:
             alpha, arr = arr[:, :, 3].copy(), arr[:, :, :3]
@@ -310,8 +321,8 @@ class Colorizer(
             return _prepare_rgb_u8(t, alpha)
         if arr.dtype == np.uint16:
             f = torch.from_numpy(arr.astype(np.float32) / 65535.0)
-        elif arr.dtype in (np.float16, np.float32, np.float64):
-            f = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+        elif arr.dtype == np.float32:
+            f = torch.from_numpy(np.ascontiguousarray(arr))
         else:
             raise TypeError(f"unsupported numpy dtype {arr.dtype}; use uint8, uint16 or float in [0, 1]")
         if f.dim() == 2:
@@ -482,22 +493,23 @@ def _unpremultiply(image: Image.Image) -> Image.Image:
 
 
 def _lightness_of_gray(v: torch.Tensor) -> torch.Tensor:
-    """L* of neutral pixels with gamma-encoded value v in [0, 1]: Y = linear(v) for R = G = B."""
-    y = srgb_to_linear(v.clamp(0, 1)[None].expand(3, -1, -1))[0]
-    return 116.0 * _cie_f(y) - 16.0
+    """L* of neutral pixels with gamma-encoded value v in [0, 1] (R = G = B = v)."""
+    return lab_l_from_srgb(v.clamp(0, 1)[None].expand(3, -1, -1))[0]
 
 
 _L_OF_GRAY_U8 = _lightness_of_gray(torch.arange(256, dtype=torch.float64).div(255.0)[None]).float()[0]
 _LINEAR_U8 = srgb_to_linear(torch.arange(256, dtype=torch.float64).div(255.0)[None, None].expand(3, 1, -1))[0, 0].float()
-_Y_WEIGHTS = (0.2126729, 0.7151522, 0.0721750)
+# The luminance row of the RGB -> XYZ matrix that lab_l_from_srgb uses, so both paths give the same L*.
+_Y_WEIGHTS = tuple(float(v) for v in _RGB_TO_XYZ_NORM[1])
+_LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # rgb_to_gray's, for the network's gray input
 
 
 def _prepare_rgb_u8(rgb: torch.Tensor, alpha: Any) -> _Prepared:
-    """(H, W, 3) uint8 -> L* via 256-entry tables (linearisation) and the network's gray input."""
+    """(H, W, 3) uint8 -> L* via a 256-entry linearisation table, and the network's gray input."""
     idx = rgb.long()
     y = torch.zeros(rgb.shape[:2], dtype=torch.float32)
     gray = torch.zeros(rgb.shape[:2], dtype=torch.float32)
-    for c, (wy, wg) in enumerate(zip(_Y_WEIGHTS, (0.299, 0.587, 0.114))):
+    for c, (wy, wg) in enumerate(zip(_Y_WEIGHTS, _LUMA_WEIGHTS)):
         y.add_(_LINEAR_U8[idx[..., c]], alpha=wy)
         gray.add_(rgb[..., c].float(), alpha=wg / 255.0)
     return _Prepared(116.0 * _cie_f(y) - 16.0, gray, alpha)
@@ -506,10 +518,7 @@ def _prepare_rgb_u8(rgb: torch.Tensor, alpha: Any) -> _Prepared:
 def _prepare_rgb_float(rgb: torch.Tensor, alpha: Any) -> _Prepared:
     """(3, H, W) float in [0, 1] -> L* and the network's gray input."""
     rgb = rgb.clamp(0, 1)
-    lin = srgb_to_linear(rgb)
-    y = lin[0] * _Y_WEIGHTS[0] + lin[1] * _Y_WEIGHTS[1] + lin[2] * _Y_WEIGHTS[2]
-    gray = rgb[0] * 0.299 + rgb[1] * 0.587 + rgb[2] * 0.114
-    return _Prepared(116.0 * _cie_f(y) - 16.0, gray, alpha)
+    return _Prepared(lab_l_from_srgb(rgb)[0], rgb_to_gray(rgb)[0], alpha)
 
 
 # Lab (relative to white) -> linear sRGB, as 9 floats: applied channel by channel, which on the CPU is much

@@ -15,6 +15,8 @@ import torch
 from PIL import Image, ImageFile
 from torch.utils.data import Dataset, Sampler
 
+from ..colorizer import open_image
+
 __all__ = ["IMAGE_EXTENSIONS", "find_images", "ImageFolder", "StepBatchSampler", "load_rgb"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
@@ -39,10 +41,8 @@ def find_images(root: str | os.PathLike[str]) -> list[Path]:
 
 
 def load_rgb(path: Path) -> Image.Image:
-    """Decode ``path`` fully as an RGB image; raises on unreadable or truncated files."""
-    with Image.open(path) as im:
-        im.load()
-        return im.convert("RGB")
+    """Decode ``path`` fully as an RGB image; raises ImageReadError on unreadable or truncated files."""
+    return open_image(path).convert("RGB")
 
 
 def _seeded(seed: int) -> torch.Generator:
