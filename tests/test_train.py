@@ -23,7 +23,9 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from agincolor import AGIN, Colorizer, GroupInstanceNorm
+from agincolor.color import lab_to_rgb, rgb_to_lab
 from agincolor.train import CHECKPOINT_NAME, TrainConfig, Trainer, export_generator, to_gray
+from agincolor.train.losses import paired_loss
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
@@ -147,6 +149,66 @@ def test_tiny_model_halves_its_l1_error_in_paired_mode(data_dir: Path, tmp_path:
     log = _read_log(tmp_path / "out")
     assert [r["step"] for r in log] == list(range(1, config.steps + 1))
     assert log[-1]["g_paired"] < 0.5 * log[0]["g_paired"]
+
+
+def test_supervised_mode_builds_no_discriminator_and_lowers_the_colorizer_error(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    config = _config(
+        data_dir, tmp_path / "out", steps=30, batch_size=2, lr=1e-3, paired_loss="chroma-l2",
+        paired_weight=1.0, adv_weight=0.0, cycle_weight=0.0, content_weight=0.0, cam_weight=0.0,
+    )  # fmt: skip
+    trainer = Trainer(config, progress=False)
+    assert trainer.D_c is None and trainer.D_g is None and trainer.G_c is None and trainer.opt_d is None
+    y = _batch(trainer, range(len(trainer.color_data)))
+
+    def error() -> float:
+        with torch.no_grad():
+            return float(paired_loss(trainer.G_g(to_gray(y)).image, y, "chroma-l2"))
+
+    before = error()
+    trainer.train()
+    assert error() <= 0.5 * before
+    log = _read_log(tmp_path / "out")
+    assert all(r["d_total"] == 0 and r["g_adv"] == 0 for r in log)
+    assert log[-1]["g_paired"] < log[0]["g_paired"]
+    # Checkpoints of a run without discriminators hold no discriminator state, and resume.
+    state = torch.load(tmp_path / "out" / CHECKPOINT_NAME, weights_only=True)
+    assert set(state["networks"]) == {"G_g"} and set(state["optimizers"]) == {"G"}
+    resumed = Trainer(dataclasses.replace(config, steps=32), resume=True, progress=False)
+    assert resumed.step == 30
+    resumed.train()
+    assert _read_log(tmp_path / "out")[-1]["step"] == 32
+
+
+def test_cycle_without_adversary_still_trains_the_reverse_generator(data_dir: Path, tmp_path: Path) -> None:
+    config = _config(
+        data_dir, tmp_path / "out", steps=1, batch_size=2, paired_weight=1.0, adv_weight=0.0, cycle_weight=9.0
+    )
+    trainer = Trainer(config, progress=False)
+    assert trainer.G_c is not None and trainer.D_g is None and trainer.D_c is None
+    terms = trainer.train_step(_batch(trainer, range(2)))
+    assert terms["g_cycle"] > 0 and terms["g_adv"] == 0 and terms["d_total"] == 0
+    assert all(p.grad is not None for p in trainer.G_c.parameters() if p.requires_grad)
+
+
+def test_chroma_paired_losses_ignore_the_output_lightness() -> None:
+    torch.manual_seed(0)
+    y = torch.rand(2, 3, 16, 16) * 0.3 + 0.35  # muted colours: a lightness change stays in gamut
+    lab = rgb_to_lab(y)
+    darker = lab_to_rgb(torch.cat([lab[:, :1] * 0.85, lab[:, 1:]], dim=1))  # same ab, other L
+    other = y.flip(-1)  # other chroma
+    for kind in ("chroma-l1", "chroma-l2"):
+        assert float(paired_loss(y * 2 - 1, y * 2 - 1, kind)) < 1e-6
+        assert float(paired_loss(darker * 2 - 1, y * 2 - 1, kind)) < 2e-3
+        assert float(paired_loss(other * 2 - 1, y * 2 - 1, kind)) > 10 * float(paired_loss(darker * 2 - 1, y * 2 - 1, kind))
+    # The image L1 does see the lightness change.
+    assert float(paired_loss(darker * 2 - 1, y * 2 - 1, "rgb-l1")) > 0.02
+    pred = (torch.rand(2, 3, 16, 16) * 2 - 1).requires_grad_()
+    paired_loss(pred, y * 2 - 1, "chroma-l2").backward()
+    assert pred.grad is not None and torch.isfinite(pred.grad).all() and pred.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="paired loss"):
+        paired_loss(pred, y, "ssim")
 
 
 # ------------------------------------------------------------------------------- the paper's setting
@@ -463,6 +525,8 @@ def test_example_script_help_lists_every_config_field() -> None:
         (dict(paired_weight=1.0, gray_data="gray"), "gray_data"),
         (dict(steps=0), "steps"),
         (dict(decay_start=1.5), "decay_start"),
+        (dict(paired_loss="l2"), "paired_loss"),
+        (dict(adv_weight=0.0), "adv_weight"),
     ],
 )
 def test_invalid_config_raises_value_error_naming_the_field(overrides: dict[str, Any], field: str) -> None:

@@ -8,6 +8,7 @@ import sys
 from typing import Sequence
 
 from .config import TrainConfig
+from .losses import PAIRED_LOSSES
 
 __all__ = ["build_parser", "config_from_args", "main"]
 
@@ -25,11 +26,13 @@ _HELP = {
     "beta1": "Adam beta1 (paper: 0.5)",
     "beta2": "Adam beta2 (paper: 0.999)",
     "weight_decay": "Adam weight decay",
-    "adv_weight": "lambda_1, adversarial terms (eqs. 4, 8)",
+    "adv_weight": "lambda_1, adversarial terms (eqs. 4, 8); 0 builds no discriminator (needs --paired-weight)",
     "cycle_weight": "lambda_2, cycle L1 (eq. 5); 0 drops G_c and D_g entirely",
     "content_weight": "lambda_3, content (identity) L1 (eq. 6)",
     "cam_weight": "lambda_4, generator CAM cross-entropy (eq. 7)",
-    "paired_weight": "L1 between G_g(gray(y)) and y; > 0 pairs each gray image with its colour original",
+    "paired_weight": "paired error of G_g(gray(y)) against y; > 0 pairs each gray image with its colour original",
+    "paired_loss": "form of the paired error: rgb-l1 (image L1), chroma-l1 or chroma-l2 (output's ab on y's "
+    "lightness, as the Colorizer uses it; l2 is what PSNR measures)",
     "base_channels": "generator stem width (bottleneck is 4x)",
     "num_blocks": "residual blocks in encoder and decoder",
     "num_groups": "group-norm groups in AGIN and GroupInstanceNorm",
@@ -77,6 +80,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help_text = _HELP[f.name]
         if isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        elif f.name == "paired_loss":
+            parser.add_argument(flag, choices=PAIRED_LOSSES, default=default, help=help_text)
         elif f.name == "pooling":
             parser.add_argument(flag, default=",".join(default), help=help_text)
         elif f.name in ("gray_data", "init_from"):

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..attention import POOLINGS
 from ..norm import AGIN_RHO_INIT, GIN_RHO_INIT
+from .losses import PAIRED_LOSSES
 
 __all__ = ["TrainConfig", "ARCHITECTURE_FIELDS"]
 
@@ -26,6 +27,7 @@ ARCHITECTURE_FIELDS = (
     "d_global_layers",
     "d_max_channels",
     "cycle_weight_enabled",
+    "adv_weight_enabled",
 )
 
 
@@ -39,9 +41,12 @@ class TrainConfig:
     Images are resized to ``load_size`` and randomly cropped to ``crop_size`` with horizontal flips.
 
     Objective (eq. 9): ``adv_weight`` * (eqs. 4, 8) + ``cycle_weight`` * eq. 5 + ``content_weight`` * eq. 6
-    + ``cam_weight`` * eq. 7, plus ``paired_weight`` * |G_g(gray(y)) - y|_1 (ours, off by default).
+    + ``cam_weight`` * eq. 7, plus ``paired_weight`` * the paired error of G_g(gray(y)) against y (ours,
+    off by default; ``paired_loss`` picks its form, see :func:`agincolor.train.losses.paired_loss`).
     With ``cycle_weight`` = 0 the reverse generator G_c and its discriminator D_g serve no term, so they
-    are not built (a pix2pix-like setting that trains three times faster).
+    are not built (a pix2pix-like setting that trains three times faster). With ``adv_weight`` = 0 no
+    discriminator is built at all: with the paired term this is plain supervised regression, one
+    generator pass per step.
 
     Optimisation: Adam(lr, betas), batch ``batch_size`` per process, ``steps`` steps, learning rate
     constant, then linearly decayed to zero from ``decay_start`` (a fraction of ``steps``). With
@@ -67,6 +72,7 @@ class TrainConfig:
     content_weight: float = 9.0
     cam_weight: float = 999.0
     paired_weight: float = 0.0
+    paired_loss: str = "rgb-l1"
     # Generator (both directions share the architecture).
     base_channels: int = 64
     num_blocks: int = 4
@@ -115,6 +121,13 @@ class TrainConfig:
         bad = [p for p in self.pooling if p not in POOLINGS]
         if bad or not self.pooling:
             raise ValueError(f"pooling must be a non-empty tuple of {POOLINGS}, got {self.pooling}")
+        if self.paired_loss not in PAIRED_LOSSES:
+            raise ValueError(f"paired_loss must be one of {', '.join(PAIRED_LOSSES)}, got {self.paired_loss!r}")
+        if self.adv_weight == 0 and self.paired_weight == 0:
+            raise ValueError(
+                "adv_weight 0 with paired_weight 0 leaves nothing that teaches G_g to colour; "
+                "set one of them above 0"
+            )
         if self.paired_weight > 0 and self.gray_data:
             raise ValueError("paired_weight > 0 needs gray images made from the colour ones; drop gray_data")
         if self.workers < 0:
@@ -123,6 +136,10 @@ class TrainConfig:
     @property
     def cycle_weight_enabled(self) -> bool:
         return self.cycle_weight > 0
+
+    @property
+    def adv_weight_enabled(self) -> bool:
+        return self.adv_weight > 0
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

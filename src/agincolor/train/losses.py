@@ -14,6 +14,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from ..color import lab_to_rgb, rgb_to_lab
 from ..discriminator import DiscriminatorOutput
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "cam_source_loss",
     "cam_target_loss",
     "paired_loss",
+    "PAIRED_LOSSES",
 ]
 
 
@@ -81,6 +83,29 @@ def cam_generator_loss(source_logits: torch.Tensor, target_logits: torch.Tensor)
     return cam_source_loss(source_logits) + cam_target_loss(target_logits)
 
 
-def paired_loss(colorized: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
-    """Our supervised addition (DESIGN.md): L1 between G_g(gray(y)) and the colour original y."""
-    return F.l1_loss(colorized.float(), original.float())
+#: Forms of the paired term, see :func:`paired_loss`.
+PAIRED_LOSSES = ("rgb-l1", "chroma-l1", "chroma-l2")
+
+
+def paired_loss(colorized: torch.Tensor, original: torch.Tensor, kind: str = "rgb-l1") -> torch.Tensor:
+    """Our supervised addition (DESIGN.md): the error of G_g(gray(y)) against its colour original y.
+
+    Both are (N, 3, H, W) in [-1, 1]. ``kind``:
+
+    - ``"rgb-l1"``: L1 between the two images, as first described in DESIGN.md.
+    - ``"chroma-l1"``, ``"chroma-l2"``: the error the Colorizer makes. Only the CIELAB ab of the output is
+      kept; it is joined with y's own L, converted back to sRGB in [0, 1] and compared with y by L1, or by
+      mean squared error (the quantity PSNR measures). The output's lightness gets no gradient, as it is
+      discarded at inference.
+    """
+    if kind == "rgb-l1":
+        return F.l1_loss(colorized.float(), original.float())
+    if kind not in PAIRED_LOSSES:
+        raise ValueError(f"unknown paired loss {kind!r}; choose one of {', '.join(PAIRED_LOSSES)}")
+    pred = ((colorized.float() + 1) / 2).clamp(0, 1)
+    truth = (original.float() + 1) / 2
+    truth_lab = rgb_to_lab(truth)
+    joined = lab_to_rgb(torch.cat([truth_lab[:, :1], rgb_to_lab(pred)[:, 1:]], dim=1), clip=True)
+    if kind == "chroma-l2":
+        return F.mse_loss(joined, truth)
+    return F.l1_loss(joined, truth)

@@ -151,6 +151,9 @@ class Trainer:
     every loss term and rho statistics, sample grids, an atomic ``checkpoint.pt`` every
     ``checkpoint_every`` steps and at the end, and the exported Colorizer folder ``colorizer/``.
     ``resume=True`` continues from ``out/checkpoint.pt`` when it exists.
+
+    Only the networks the objective uses are built: ``cycle_weight`` 0 drops G_c and D_g, and
+    ``adv_weight`` 0 drops both discriminators (``D_c``, ``D_g`` and ``opt_d`` are then None).
     """
 
     def __init__(self, config: TrainConfig, resume: bool = False, progress: bool = True) -> None:
@@ -172,10 +175,13 @@ class Trainer:
         gk = config.generator_kwargs()
         dk = config.discriminator_kwargs()
         self.G_g = Generator(in_channels=3, out_channels=3, **gk).to(self.device)
-        self.D_c = Discriminator(in_channels=3, **dk).to(self.device)
+        self.adversarial = config.adv_weight > 0
         self.reverse = config.cycle_weight > 0
+        self.D_c = Discriminator(in_channels=3, **dk).to(self.device) if self.adversarial else None
         self.G_c = Generator(in_channels=3, out_channels=3, **gk).to(self.device) if self.reverse else None
-        self.D_g = Discriminator(in_channels=3, **dk).to(self.device) if self.reverse else None
+        self.D_g = (
+            Discriminator(in_channels=3, **dk).to(self.device) if self.reverse and self.adversarial else None
+        )
         if config.channels_last:
             for m in self._networks().values():
                 m.to(memory_format=torch.channels_last)
@@ -189,10 +195,10 @@ class Trainer:
         fused = {"fused": True} if self.device.type in ("cpu", "cuda") else {}
         try:
             self.opt_g = torch.optim.Adam(self.g_params, **adam, **fused)
-            self.opt_d = torch.optim.Adam(self.d_params, **adam, **fused)
+            self.opt_d = torch.optim.Adam(self.d_params, **adam, **fused) if self.d_params else None
         except (RuntimeError, TypeError):  # a torch or device without the fused kernel
             self.opt_g = torch.optim.Adam(self.g_params, **adam)
-            self.opt_d = torch.optim.Adam(self.d_params, **adam)
+            self.opt_d = torch.optim.Adam(self.d_params, **adam) if self.d_params else None
         self.base_lr = config.lr
         self.step = 0
         self.skipped = 0
@@ -208,10 +214,12 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------------- state
     def _networks(self) -> dict[str, nn.Module]:
-        nets = {"G_g": self.G_g, "D_c": self.D_c}
-        if self.G_c is not None and self.D_g is not None:
-            nets.update(G_c=self.G_c, D_g=self.D_g)
-        return nets
+        nets = {"G_g": self.G_g, "D_c": self.D_c, "G_c": self.G_c, "D_g": self.D_g}
+        return {name: net for name, net in nets.items() if net is not None}
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        opts = {"G": self.opt_g, "D": self.opt_d}
+        return {name: opt for name, opt in opts.items() if opt is not None}
 
     def _broadcast_parameters(self) -> None:
         # Every rank starts from rank 0's weights (and spectral-norm vectors), as DDP does at wrap time.
@@ -232,7 +240,7 @@ class Trainer:
             )
         self.G_g.load_state_dict(colorizer.generator.state_dict())
         disc = Path(folder) / "discriminator.safetensors"
-        if disc.exists():
+        if disc.exists() and self.D_c is not None:
             from safetensors.torch import load_file
 
             state = load_file(str(disc))
@@ -249,7 +257,7 @@ class Trainer:
             "elapsed": self.elapsed,
             "config": self.config.to_dict(),
             "networks": {k: v.state_dict() for k, v in self._networks().items()},
-            "optimizers": {"G": self.opt_g.state_dict(), "D": self.opt_d.state_dict()},
+            "optimizers": {k: v.state_dict() for k, v in self._optimizers().items()},
             "rng": rng,
         }
 
@@ -278,8 +286,8 @@ class Trainer:
             raise ValueError(f"cannot resume from {path}: the architecture differs ({'; '.join(diffs)})")
         for name, net in self._networks().items():
             net.load_state_dict(state["networks"][name])
-        self.opt_g.load_state_dict(state["optimizers"]["G"])
-        self.opt_d.load_state_dict(state["optimizers"]["D"])
+        for name, opt in self._optimizers().items():
+            opt.load_state_dict(state["optimizers"][name])
         torch.set_rng_state(state["rng"]["torch"].cpu())
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), self.device)
@@ -306,7 +314,7 @@ class Trainer:
         frac = self.progress_fraction()
         factor = 1.0 if frac < start or start >= 1.0 else max(0.0, (1.0 - frac) / (1.0 - start))
         lr = self.base_lr * factor
-        for opt in (self.opt_g, self.opt_d):
+        for opt in self._optimizers().values():
             for group in opt.param_groups:
                 group["lr"] = lr
         return lr
@@ -325,7 +333,7 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
             y = y.contiguous(memory_format=torch.channels_last)
         G_g, G_c, D_c, D_g = self.G_g, self.G_c, self.D_c, self.D_g
-        reverse = G_c is not None and D_g is not None
+        reverse = G_c is not None
         terms = dict.fromkeys(("g_adv", "g_cycle", "g_content", "g_cam", "g_paired"), 0.0)
 
         def backward(weighted: dict[str, tuple[float, torch.Tensor]]) -> None:
@@ -358,18 +366,17 @@ class Trainer:
         # with the reverse direction, colour -> gray.
         fakes = []
         for G, F_, D, source, target in ((G_g, G_c, D_c, x, y), (G_c, G_g, D_g, y, x)):
-            if G is None or D is None:
+            if G is None:
                 continue
             with self._autocast():
                 fake = G(source)
-                branch = {
-                    "g_adv": (cfg.adv_weight, L.adversarial_loss(D(fake.image))),
-                    "g_cam": (cfg.cam_weight, L.cam_source_loss(fake.cam_logits)),
-                }
+                branch = {"g_cam": (cfg.cam_weight, L.cam_source_loss(fake.cam_logits))}
+                if D is not None:
+                    branch["g_adv"] = (cfg.adv_weight, L.adversarial_loss(D(fake.image)))
                 if reverse and F_ is not None:
                     branch["g_cycle"] = (cfg.cycle_weight, L.cycle_loss(F_(fake.image).image, source))
                 if self.paired and G is G_g:
-                    branch["g_paired"] = (cfg.paired_weight, L.paired_loss(fake.image, target))
+                    branch["g_paired"] = (cfg.paired_weight, L.paired_loss(fake.image, target, cfg.paired_loss))
             backward(branch)
             fakes.append(fake.image.detach())
             del fake, branch
@@ -389,17 +396,18 @@ class Trainer:
             p.requires_grad_(True)
 
         # ---- discriminators: the same fakes, detached; real and fake judged in one batched pass.
-        self.opt_d.zero_grad(set_to_none=True)
         d_total = 0.0
-        for D, real, fake_image in ((D_c, y, fakes[0]), (D_g, x, fakes[1] if reverse else None)):
-            if D is None or fake_image is None:
-                continue
-            with self._autocast():
-                loss = cfg.adv_weight * self._discriminator_loss(D, real, fake_image)
-            loss.backward()
-            d_total += float(loss.detach())
-        self.world.average_gradients(self.d_params)
-        self.opt_d.step()
+        if self.opt_d is not None:
+            self.opt_d.zero_grad(set_to_none=True)
+            for D, real, fake_image in ((D_c, y, fakes[0]), (D_g, x, fakes[1] if reverse else None)):
+                if D is None or fake_image is None:
+                    continue
+                with self._autocast():
+                    loss = cfg.adv_weight * self._discriminator_loss(D, real, fake_image)
+                loss.backward()
+                d_total += float(loss.detach())
+            self.world.average_gradients(self.d_params)
+            self.opt_d.step()
         terms["d_total"] = d_total
         return terms
 
