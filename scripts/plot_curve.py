@@ -19,6 +19,12 @@ PANEL_W, PANEL_H, MARGIN = 520, 300, 60
 STAGE_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]
 
 
+def _stage_colours(points: list[dict]) -> dict[str, tuple[int, int, int]]:
+    """One marker colour per stage, in order of first appearance."""
+    stages = dict.fromkeys(p["stage"] for p in points)
+    return {stage: STAGE_COLOURS[i % len(STAGE_COLOURS)] for i, stage in enumerate(stages)}
+
+
 def _panel(draw: ImageDraw.ImageDraw, top: int, points: list[dict], key: str, label: str, bars: list[float]) -> None:
     left, right, bottom = MARGIN, MARGIN + PANEL_W, top + PANEL_H
     xs = [p["minutes"] for p in points]
@@ -51,10 +57,9 @@ def _panel(draw: ImageDraw.ImageDraw, top: int, points: list[dict], key: str, la
     draw.text((left, top - 16), label, fill=(0, 0, 0))
     pixels = [to_px(p["minutes"], p[key]) for p in points]
     draw.line(pixels, fill=(90, 90, 90), width=1)
-    stages = list(dict.fromkeys(p["stage"] for p in points))
+    colours = _stage_colours(points)
     for p, (px, py) in zip(points, pixels):
-        colour = STAGE_COLOURS[stages.index(p["stage"]) % len(STAGE_COLOURS)]
-        draw.ellipse((px - 4, py - 4, px + 4, py + 4), fill=colour)
+        draw.ellipse((px - 4, py - 4, px + 4, py + 4), fill=colours[p["stage"]])
 
 
 def main() -> None:
@@ -74,8 +79,8 @@ def main() -> None:
     _panel(draw, 2 * MARGIN + PANEL_H, points, "colorfulness", "validation colorfulness", [args.colorfulness_bar])
     draw.text((MARGIN, height - 40), "training wall time (minutes)", fill=(0, 0, 0))
     x = MARGIN + 200
-    for i, stage in enumerate(dict.fromkeys(p["stage"] for p in points)):
-        draw.ellipse((x, height - 38, x + 8, height - 30), fill=STAGE_COLOURS[i % len(STAGE_COLOURS)])
+    for stage, colour in _stage_colours(points).items():
+        draw.ellipse((x, height - 38, x + 8, height - 30), fill=colour)
         draw.text((x + 12, height - 40), stage, fill=(0, 0, 0))
         x += 14 + 7 * len(stage)
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -175,19 +175,14 @@ def test_a_cache_miss_says_the_file_is_not_in_the_local_cache(
         Colorizer.from_pretrained(repo_id, revision=revision, cache_dir=cache, local_files_only=local_files_only)
 
 
-def test_a_cached_repo_without_weights_raises_file_not_found_naming_them(cache: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("missing", ["model.safetensors", "config.json"])
+def test_a_cached_repo_without_one_of_its_files_raises_file_not_found_naming_it(
+    missing: str, cache: Path, tmp_path: Path
+) -> None:
     files = saved_files(make_colorizer(0), tmp_path / "saved")
-    del files["model.safetensors"]
+    del files[missing]
     add_snapshot(cache, REPO_ID, commit_hash("one"), files)
-    with pytest.raises(FileNotFoundError, match="model.safetensors"):
-        Colorizer.from_pretrained(REPO_ID, cache_dir=cache, local_files_only=True)
-
-
-def test_a_cached_repo_without_config_raises_file_not_found_naming_it(cache: Path, tmp_path: Path) -> None:
-    files = saved_files(make_colorizer(0), tmp_path / "saved")
-    del files["config.json"]
-    add_snapshot(cache, REPO_ID, commit_hash("one"), files)
-    with pytest.raises(FileNotFoundError, match="config.json"):
+    with pytest.raises(FileNotFoundError, match=missing):
         Colorizer.from_pretrained(REPO_ID, cache_dir=cache, local_files_only=True)
 
 

@@ -175,8 +175,8 @@ class Trainer:
         gk = config.generator_kwargs()
         dk = config.discriminator_kwargs()
         self.G_g = Generator(in_channels=3, out_channels=3, **gk).to(self.device)
-        self.adversarial = config.adv_weight > 0
-        self.reverse = config.cycle_weight > 0
+        self.adversarial = config.adv_weight_enabled
+        self.reverse = config.cycle_weight_enabled
         self.D_c = Discriminator(in_channels=3, **dk).to(self.device) if self.adversarial else None
         self.G_c = Generator(in_channels=3, out_channels=3, **gk).to(self.device) if self.reverse else None
         self.D_g = (
