@@ -25,7 +25,7 @@ from safetensors.torch import load_file
 from agincolor import AGIN, Colorizer, GroupInstanceNorm
 from agincolor.color import lab_to_rgb, rgb_to_lab
 from agincolor.train import CHECKPOINT_NAME, TrainConfig, Trainer, export_generator, to_gray
-from agincolor.train.losses import paired_loss
+from agincolor.train.losses import ChromaRebalance, paired_loss
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
@@ -209,6 +209,87 @@ def test_chroma_paired_losses_ignore_the_output_lightness() -> None:
     assert pred.grad is not None and torch.isfinite(pred.grad).all() and pred.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="paired loss"):
         paired_loss(pred, y, "ssim")
+
+
+def _uniform_lab_image(l: float, a: float, b: float, size: int = 4) -> torch.Tensor:
+    """A (1, 3, size, size) image in [-1, 1] of one CIELAB colour."""
+    lab = torch.tensor([l, a, b], dtype=torch.float64).view(1, 3, 1, 1).expand(1, 3, size, size)
+    return (lab_to_rgb(lab).float() * 2 - 1).contiguous()
+
+
+def test_chroma_rebalance_favours_rare_colours_and_averages_one_over_its_data() -> None:
+    common = _uniform_lab_image(55, 5, 15, size=8)  # a brown: most of the "data"
+    rare = _uniform_lab_image(55, -30, 35, size=2)  # a green: a few pixels
+    counts = ChromaRebalance.histogram(common) + ChromaRebalance.histogram(rare)
+    assert counts.sum() == 64 + 4
+    weights = ChromaRebalance.from_histogram(counts, sigma=0.0, power=1.0)
+    w_common, w_rare = float(weights(common).mean()), float(weights(rare).mean())
+    # Two bins used: w_q proportional to 1 / (0.5 * p_q + 0.5 / 2).
+    assert w_rare / w_common == pytest.approx((0.5 * 64 / 68 + 0.25) / (0.5 * 4 / 68 + 0.25), rel=1e-4)
+    assert w_rare > 2 * w_common
+    # Scaled so that a pixel drawn from the data has expected weight 1.
+    assert (64 * w_common + 4 * w_rare) / 68 == pytest.approx(1.0, rel=1e-5)
+    gentle = ChromaRebalance.from_histogram(counts, sigma=0.0, power=0.5)
+    ratio = float(gentle(rare).mean()) / float(gentle(common).mean())
+    assert ratio == pytest.approx(math.sqrt(w_rare / w_common), rel=1e-4)
+    flat = ChromaRebalance.from_histogram(counts, power=0.0)
+    assert torch.allclose(flat(torch.cat([common[..., :2, :2], rare])), torch.ones(2, 1, 2, 2))
+    # Blurring the prior spreads weight to neighbouring bins but keeps the order.
+    blurred = ChromaRebalance.from_histogram(counts, sigma=10.0)
+    assert float(blurred(rare).mean()) > float(blurred(common).mean())
+    assert weights(common).shape == (1, 1, 8, 8)
+
+
+def test_chroma_rebalance_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        ChromaRebalance.from_histogram(torch.zeros(22, 22))
+    with pytest.raises(ValueError, match="mix"):
+        ChromaRebalance.from_histogram(torch.ones(22, 22), mix=1.5)
+    with pytest.raises(ValueError, match="power"):
+        ChromaRebalance.from_histogram(torch.ones(22, 22), power=-1.0)
+    with pytest.raises(ValueError, match="shape"):
+        ChromaRebalance(torch.ones(10, 10))
+    with pytest.raises(ValueError, match="no images"):
+        ChromaRebalance.from_images([])
+
+
+def test_pixel_weights_select_which_errors_the_paired_loss_counts() -> None:
+    torch.manual_seed(0)
+    y = torch.rand(2, 3, 8, 8) * 2 - 1
+    pred = y.clone()
+    pred[:, :, :, 4:] = pred[:, :, :, 4:].flip(1)  # wrong colours on the right half only
+    ones = torch.ones(2, 1, 8, 8)
+    left = torch.zeros(2, 1, 8, 8)
+    left[..., :4] = 1.0
+    for kind in ("rgb-l1", "chroma-l1", "chroma-l2"):
+        plain = float(paired_loss(pred, y, kind))
+        assert float(paired_loss(pred, y, kind, pixel_weights=ones)) == pytest.approx(plain, rel=1e-5)
+        assert float(paired_loss(pred, y, kind, pixel_weights=left)) < 1e-3 * plain
+        assert float(paired_loss(pred, y, kind, pixel_weights=1 - left)) == pytest.approx(2 * plain, rel=1e-4)
+    with pytest.raises(ValueError, match="pixel_weights"):
+        paired_loss(pred, y, "chroma-l2", pixel_weights=torch.ones(2, 3, 8, 8))
+
+
+def test_rebalanced_supervised_run_writes_timed_snapshots_that_load(data_dir: Path, tmp_path: Path) -> None:
+    config = _config(
+        data_dir, tmp_path / "out", steps=3, batch_size=2, paired_loss="chroma-l2", paired_weight=1.0,
+        adv_weight=0.0, cycle_weight=0.0, content_weight=0.0, cam_weight=0.0, rebalance=0.5,
+        rebalance_images=4, snapshot_every=1e-6, export_working_size=48,
+    )  # fmt: skip
+    trainer = Trainer(config, progress=False)
+    assert trainer.rebalance is not None
+    y = _batch(trainer, range(2))
+    assert trainer.rebalance(y).shape == (2, 1, 32, 32)
+    trainer.train()
+    assert all(math.isfinite(r["g_paired"]) and r["g_paired"] > 0 for r in _read_log(tmp_path / "out"))
+    snaps = sorted((tmp_path / "out" / "snapshots").iterdir())
+    # A snapshot after every step here (the period is tiny), each named by its time and step.
+    assert [p.name.split("-step")[1] for p in snaps] == ["0000001", "0000002", "0000003"]
+    last = Colorizer.from_pretrained(snaps[-1])
+    final = Colorizer.from_pretrained(tmp_path / "out" / "colorizer")
+    assert last.working_size == 48
+    for name, tensor in final.generator.state_dict().items():
+        assert torch.equal(tensor, last.generator.state_dict()[name]), name
 
 
 # ------------------------------------------------------------------------------- the paper's setting
@@ -527,6 +608,11 @@ def test_example_script_help_lists_every_config_field() -> None:
         (dict(decay_start=1.5), "decay_start"),
         (dict(paired_loss="l2"), "paired_loss"),
         (dict(adv_weight=0.0), "adv_weight"),
+        (dict(rebalance=-0.5, paired_weight=1.0), "rebalance"),
+        (dict(rebalance=0.5), "rebalance"),
+        (dict(rebalance=0.5, paired_weight=1.0, rebalance_images=0), "rebalance_images"),
+        (dict(time_budget=0.0), "time_budget"),
+        (dict(snapshot_every=-60.0), "snapshot_every"),
     ],
 )
 def test_invalid_config_raises_value_error_naming_the_field(overrides: dict[str, Any], field: str) -> None:

@@ -33,6 +33,9 @@ _HELP = {
     "paired_weight": "paired error of G_g(gray(y)) against y; > 0 pairs each gray image with its colour original",
     "paired_loss": "form of the paired error: rgb-l1 (image L1), chroma-l1 or chroma-l2 (output's ab on y's "
     "lightness, as the Colorizer uses it; l2 is what PSNR measures)",
+    "rebalance": "weight each pixel of the paired term by the rarity of its true colour to this power "
+    "(Zhang et al. 2016; 1 is theirs, 0.5 gentler, 0 off), against the drift to brown",
+    "rebalance_images": "training photos that estimate the colour prior for --rebalance",
     "base_channels": "generator stem width (bottleneck is 4x)",
     "num_blocks": "residual blocks in encoder and decoder",
     "num_groups": "group-norm groups in AGIN and GroupInstanceNorm",
@@ -54,6 +57,7 @@ _HELP = {
     "sample_every": "steps between sample grids",
     "checkpoint_every": "steps between checkpoints",
     "time_budget": "also stop after this many seconds of training; the decay then follows elapsed time",
+    "snapshot_every": "also export G_g every this many seconds of training to OUT/snapshots/<seconds>s-step<step>",
     "init_from": "warm-start G_g from a Colorizer folder (config.json + model.safetensors)",
     "export_working_size": "working resolution written into the exported Colorizer (default: crop size)",
 }
@@ -88,7 +92,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
             parser.add_argument(flag, default=None, help=help_text)
         elif f.name in ("d_max_channels", "export_working_size"):
             parser.add_argument(flag, type=int, default=None, help=help_text)
-        elif f.name == "time_budget":
+        elif f.name in ("time_budget", "snapshot_every"):
             parser.add_argument(flag, type=float, default=None, help=help_text)
         else:
             parser.add_argument(

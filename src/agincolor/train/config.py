@@ -43,6 +43,9 @@ class TrainConfig:
     Objective (eq. 9): ``adv_weight`` * (eqs. 4, 8) + ``cycle_weight`` * eq. 5 + ``content_weight`` * eq. 6
     + ``cam_weight`` * eq. 7, plus ``paired_weight`` * the paired error of G_g(gray(y)) against y (ours,
     off by default; ``paired_loss`` picks its form, see :func:`agincolor.train.losses.paired_loss`).
+    ``rebalance`` > 0 weights each pixel of the paired term by the rarity of its true colour, raised to
+    that power (:class:`agincolor.train.losses.ChromaRebalance`, estimated from ``rebalance_images``
+    training photos), to counter the drift of a regression towards brown.
     With ``cycle_weight`` = 0 the reverse generator G_c and its discriminator D_g serve no term, so they
     are not built (a pix2pix-like setting that trains three times faster). With ``adv_weight`` = 0 no
     discriminator is built at all: with the paired term this is plain supervised regression, one
@@ -52,6 +55,8 @@ class TrainConfig:
     constant, then linearly decayed to zero from ``decay_start`` (a fraction of ``steps``). With
     ``time_budget`` (seconds) the run also ends when that much training time has passed, and the decay
     follows whichever of steps or time is further along (for fixed-length GPU sessions).
+    ``snapshot_every`` (seconds of training) also exports G_g as a Colorizer folder
+    ``snapshots/<seconds>s-step<step>`` that often, for a learning curve against time.
     """
 
     data: str = ""
@@ -73,6 +78,8 @@ class TrainConfig:
     cam_weight: float = 999.0
     paired_weight: float = 0.0
     paired_loss: str = "rgb-l1"
+    rebalance: float = 0.0
+    rebalance_images: int = 2000
     # Generator (both directions share the architecture).
     base_channels: int = 64
     num_blocks: int = 4
@@ -97,6 +104,7 @@ class TrainConfig:
     sample_every: int = 500
     checkpoint_every: int = 500
     time_budget: float | None = None
+    snapshot_every: float | None = None
     init_from: str | None = None
     export_working_size: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -130,6 +138,16 @@ class TrainConfig:
             )
         if self.paired_weight > 0 and self.gray_data:
             raise ValueError("paired_weight > 0 needs gray images made from the colour ones; drop gray_data")
+        if self.rebalance < 0:
+            raise ValueError(f"rebalance must be >= 0, got {self.rebalance}")
+        if self.rebalance > 0 and self.paired_weight == 0:
+            raise ValueError("rebalance weights the paired term; it needs paired_weight > 0")
+        if isinstance(self.rebalance_images, bool) or not isinstance(self.rebalance_images, int) or self.rebalance_images <= 0:
+            raise ValueError(f"rebalance_images must be a positive int, got {self.rebalance_images!r}")
+        for name in ("time_budget", "snapshot_every"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0 seconds when given, got {value!r}")
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
 

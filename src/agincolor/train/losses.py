@@ -27,6 +27,7 @@ __all__ = [
     "cam_target_loss",
     "paired_loss",
     "PAIRED_LOSSES",
+    "ChromaRebalance",
 ]
 
 
@@ -87,7 +88,12 @@ def cam_generator_loss(source_logits: torch.Tensor, target_logits: torch.Tensor)
 PAIRED_LOSSES = ("rgb-l1", "chroma-l1", "chroma-l2")
 
 
-def paired_loss(colorized: torch.Tensor, original: torch.Tensor, kind: str = "rgb-l1") -> torch.Tensor:
+def paired_loss(
+    colorized: torch.Tensor,
+    original: torch.Tensor,
+    kind: str = "rgb-l1",
+    pixel_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Our supervised addition (DESIGN.md): the error of G_g(gray(y)) against its colour original y.
 
     Both are (N, 3, H, W) in [-1, 1]. ``kind``:
@@ -97,15 +103,129 @@ def paired_loss(colorized: torch.Tensor, original: torch.Tensor, kind: str = "rg
       kept; it is joined with y's own L, converted back to sRGB in [0, 1] and compared with y by L1, or by
       mean squared error (the quantity PSNR measures). The output's lightness gets no gradient, as it is
       discarded at inference.
+
+    ``pixel_weights``, an optional ``(N, 1, H, W)`` map (from :class:`ChromaRebalance`), weights each
+    pixel's error; the loss is then the weighted mean over pixels and channels.
     """
+    if pixel_weights is not None and (
+        pixel_weights.dim() != 4
+        or pixel_weights.shape[1] != 1
+        or pixel_weights.shape[0] != original.shape[0]
+        or pixel_weights.shape[2:] != original.shape[2:]
+    ):
+        raise ValueError(
+            f"pixel_weights must have shape (N, 1, H, W) = {(original.shape[0], 1, *original.shape[2:])}, "
+            f"got {tuple(pixel_weights.shape)}"
+        )
     if kind == "rgb-l1":
-        return F.l1_loss(colorized.float(), original.float())
+        return _weighted_mean((colorized.float() - original.float()).abs(), pixel_weights)
     if kind not in PAIRED_LOSSES:
         raise ValueError(f"unknown paired loss {kind!r}; choose one of {', '.join(PAIRED_LOSSES)}")
     pred = ((colorized.float() + 1) / 2).clamp(0, 1)
     truth = (original.float() + 1) / 2
     truth_lab = rgb_to_lab(truth)
     joined = lab_to_rgb(torch.cat([truth_lab[:, :1], rgb_to_lab(pred)[:, 1:]], dim=1), clip=True)
-    if kind == "chroma-l2":
-        return F.mse_loss(joined, truth)
-    return F.l1_loss(joined, truth)
+    diff = joined - truth
+    return _weighted_mean(diff.square() if kind == "chroma-l2" else diff.abs(), pixel_weights)
+
+
+def _weighted_mean(error: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    if weights is None:
+        return error.mean()
+    weights = weights.float()
+    return (error * weights).sum() / (weights.sum() * error.shape[1]).clamp_min(1e-12)
+
+
+class ChromaRebalance:
+    """Per-pixel weights that counter the pull of common colours towards a brown average.
+
+    A regression loss trained on photos predicts, wherever the colour is uncertain, the mean of the
+    plausible colours, and the commonest colours of photos are low-chroma browns and grays: the sepia
+    wash. Zhang, Isola and Efros (Colorful Image Colorization, 2016) weight each pixel by the inverse
+    frequency of its true colour; we do the same for the chroma regression. The CIELAB ab plane is cut
+    into ``bin_size`` squares over ``[-limit, limit)``; the prior ``p`` is the share of training pixels in
+    each bin, blurred by a Gaussian of ``sigma`` (in ab units), and the weight of bin ``q`` is
+    ``((1 - mix) * p_q + mix / Q) ** -power`` (``Q`` the number of bins any pixel fell in), scaled so that
+    the expected weight of a training pixel is 1. ``power`` 1 and ``mix`` 0.5 is the paper's choice; a
+    smaller ``power`` rebalances more gently.
+
+    Build it with :meth:`from_images` (a few thousand training photos are plenty) and call it on a batch
+    of colour images in [-1, 1] to get their ``(N, 1, H, W)`` weight map for :func:`paired_loss`.
+    """
+
+    def __init__(self, weights: torch.Tensor, bin_size: float = 10.0, limit: float = 110.0) -> None:
+        bins = int(round(2 * limit / bin_size))
+        if weights.shape != (bins, bins):
+            raise ValueError(f"weights must have shape ({bins}, {bins}) for bin_size {bin_size} and limit {limit}")
+        self.weights = weights.float()
+        self.bin_size = float(bin_size)
+        self.limit = float(limit)
+
+    @property
+    def bins(self) -> int:
+        return self.weights.shape[0]
+
+    def bin_index(self, ab: torch.Tensor) -> torch.Tensor:
+        """Flat bin index of every pixel of an ``(N, 2, H, W)`` ab map, as ``(N, H, W)`` longs."""
+        idx = ((ab.float() + self.limit) / self.bin_size).floor().long().clamp(0, self.bins - 1)
+        return idx[:, 0] * self.bins + idx[:, 1]
+
+    @staticmethod
+    def histogram(images: torch.Tensor, bin_size: float = 10.0, limit: float = 110.0) -> torch.Tensor:
+        """Pixel counts per ab bin of colour images ``(N, 3, H, W)`` in [-1, 1]."""
+        bins = int(round(2 * limit / bin_size))
+        ab = rgb_to_lab(((images.float() + 1) / 2).clamp(0, 1))[:, 1:]
+        idx = ((ab + limit) / bin_size).floor().long().clamp(0, bins - 1)
+        flat = (idx[:, 0] * bins + idx[:, 1]).flatten()
+        return torch.bincount(flat, minlength=bins * bins).reshape(bins, bins).double()
+
+    @classmethod
+    def from_histogram(
+        cls,
+        counts: torch.Tensor,
+        bin_size: float = 10.0,
+        limit: float = 110.0,
+        sigma: float = 5.0,
+        mix: float = 0.5,
+        power: float = 1.0,
+    ) -> "ChromaRebalance":
+        """Weights from per-bin pixel counts (see the class docstring for the formula)."""
+        if not 0.0 <= mix <= 1.0:
+            raise ValueError(f"mix must be in [0, 1], got {mix}")
+        if power < 0:
+            raise ValueError(f"power must be >= 0, got {power}")
+        counts = counts.double()
+        total = counts.sum()
+        if total <= 0:
+            raise ValueError("the histogram is empty: no pixels to estimate the colour prior from")
+        prior = counts / total
+        seen = counts > 0
+        if sigma > 0:
+            radius = max(1, int(round(3 * sigma / bin_size)))
+            offsets = torch.arange(-radius, radius + 1, dtype=torch.float64) * bin_size
+            kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+            kernel = kernel / kernel.sum()
+            blurred = F.conv2d(prior[None, None], (kernel[:, None] * kernel[None, :])[None, None], padding=radius)
+            prior = blurred[0, 0] / blurred.sum()
+        used = int(seen.sum())
+        weights = ((1 - mix) * prior + mix / used).pow(-power)
+        weights = weights / (weights * (counts / total)).sum()
+        return cls(weights.float(), bin_size, limit)
+
+    @classmethod
+    def from_images(cls, images: Sequence[torch.Tensor] | torch.Tensor, **kwargs: float) -> "ChromaRebalance":
+        """Weights from colour images in [-1, 1]: one ``(N, 3, H, W)`` tensor or an iterable of batches."""
+        grid = {k: kwargs[k] for k in ("bin_size", "limit") if k in kwargs}
+        if isinstance(images, torch.Tensor):
+            images = [images]
+        counts = sum(cls.histogram(batch, **grid) for batch in images)
+        if not isinstance(counts, torch.Tensor):
+            raise ValueError("no images to estimate the colour prior from")
+        return cls.from_histogram(counts, **kwargs)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """``(N, 1, H, W)`` weights for colour images ``(N, 3, H, W)`` in [-1, 1] (no gradient)."""
+        with torch.no_grad():
+            ab = rgb_to_lab(((images.float() + 1) / 2).clamp(0, 1))[:, 1:]
+            flat = self.weights.to(images.device).flatten()
+            return flat[self.bin_index(ab)].unsqueeze(1)

@@ -150,7 +150,8 @@ class Trainer:
     ``Trainer(config).train()`` runs ``config.steps`` steps, writing to ``config.out``: a JSONL log of
     every loss term and rho statistics, sample grids, an atomic ``checkpoint.pt`` every
     ``checkpoint_every`` steps and at the end, and the exported Colorizer folder ``colorizer/``.
-    ``resume=True`` continues from ``out/checkpoint.pt`` when it exists.
+    ``resume=True`` continues from ``out/checkpoint.pt`` when it exists. With ``snapshot_every`` it also
+    exports ``snapshots/<seconds>s-step<step>`` Colorizer folders as training time passes.
 
     Only the networks the objective uses are built: ``cycle_weight`` 0 drops G_c and D_g, and
     ``adv_weight`` 0 drops both discriminators (``D_c``, ``D_g`` and ``opt_d`` are then None).
@@ -171,6 +172,7 @@ class Trainer:
             else self.color_data
         )
         self.paired = config.paired_weight > 0
+        self.rebalance = self._colour_prior() if config.rebalance > 0 else None
 
         gk = config.generator_kwargs()
         dk = config.discriminator_kwargs()
@@ -245,6 +247,14 @@ class Trainer:
 
             state = load_file(str(disc))
             self.D_c.load_state_dict({k: v.float() for k, v in state.items()})
+
+    def _colour_prior(self) -> L.ChromaRebalance:
+        """Rarity weights for the paired term from ``rebalance_images`` training photos (same on every rank)."""
+        cfg = self.config
+        count = min(cfg.rebalance_images, len(self.color_data))
+        picks = torch.randperm(len(self.color_data), generator=torch.Generator().manual_seed(cfg.seed))[:count]
+        counts = sum(L.ChromaRebalance.histogram(self.color_data[(int(i), 0)][0][None]) for i in picks)
+        return L.ChromaRebalance.from_histogram(counts, power=cfg.rebalance)
 
     def state_dict(self) -> dict[str, Any]:
         rng: dict[str, Any] = {"torch": torch.get_rng_state()}
@@ -376,7 +386,9 @@ class Trainer:
                 if reverse and F_ is not None:
                     branch["g_cycle"] = (cfg.cycle_weight, L.cycle_loss(F_(fake.image).image, source))
                 if self.paired and G is G_g:
-                    branch["g_paired"] = (cfg.paired_weight, L.paired_loss(fake.image, target, cfg.paired_loss))
+                    weights = self.rebalance(target) if self.rebalance is not None else None
+                    paired = L.paired_loss(fake.image, target, cfg.paired_loss, pixel_weights=weights)
+                    branch["g_paired"] = (cfg.paired_weight, paired)
             backward(branch)
             fakes.append(fake.image.detach())
             del fake, branch
@@ -486,7 +498,11 @@ class Trainer:
             last = self.train_step(color, gray)
             self.step += 1
             self.skipped += self.world.sum_int(skipped)
+            before = self.elapsed
             self.elapsed = time.perf_counter() - started
+            every = cfg.snapshot_every
+            if every and self.world.is_main and int(self.elapsed // every) > int(before // every):
+                self.export(self.out / "snapshots" / f"{int(self.elapsed):06d}s-step{self.step:07d}")
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(g=f"{last['g_total']:.3f}", d=f"{last['d_total']:.3f}", refresh=False)
