@@ -3,6 +3,9 @@
     python scripts/make_figures.py --val ../shared/data/val/bsds500
 
 docs/images/examples.jpg: each sample photo of examples/images as gray input | colorized | attention map.
+docs/images/typical.jpg: validation photos picked by rule, not by eye: those at evenly spaced quantiles
+(10%, 30%, 50%, 70%, 90% for five) of the PSNR the model gains over the gray input (gray input |
+colorized | ground truth).
 docs/images/failures.jpg: the validation photos where the model loses most PSNR against the gray input
 (gray input | colorized | ground truth), with their numbers printed.
 """
@@ -52,9 +55,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--val", required=True)
     parser.add_argument("--failures", type=int, default=4)
+    parser.add_argument("--typical", type=int, default=5)
+    parser.add_argument("--model", default=None, help="Colorizer folder (default: the bundled model)")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "images"), help="folder for the figures")
     args = parser.parse_args()
-    model = Colorizer.from_pretrained()
-    out_dir = ROOT / "docs" / "images"
+    model = Colorizer.from_pretrained(args.model)
+    out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     rows = []
@@ -77,6 +83,13 @@ def main() -> None:
     for loss, path, *_ in worst:
         print(f"{path.name}: {loss:.2f} dB below the gray input")
     stack([row([g, c, t], 200) for _, _, g, c, t in worst]).save(out_dir / "failures.jpg", quality=88)
+
+    # Ascending gain = descending loss; the photo at quantile q of the gain.
+    gains = scored[::-1]
+    picks = [gains[min(len(gains) - 1, int((k + 0.5) / args.typical * len(gains)))] for k in range(args.typical)]
+    for loss, path, *_ in picks:
+        print(f"typical: {path.name}: {-loss:+.2f} dB against the gray input")
+    stack([row([g, c, t], 200) for _, _, g, c, t in picks]).save(out_dir / "typical.jpg", quality=88)
 
 
 if __name__ == "__main__":
