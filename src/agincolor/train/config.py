@@ -111,7 +111,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.pooling = tuple(self.pooling)
-        for name in ("load_size", "crop_size", "batch_size", "steps", "log_every", "sample_every", "checkpoint_every"):
+        for name in (
+            "load_size", "crop_size", "batch_size", "steps", "log_every", "sample_every", "checkpoint_every",
+            "rebalance_images",
+        ):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -142,8 +145,6 @@ class TrainConfig:
             raise ValueError(f"rebalance must be >= 0, got {self.rebalance}")
         if self.rebalance > 0 and self.paired_weight == 0:
             raise ValueError("rebalance weights the paired term; it needs paired_weight > 0")
-        if isinstance(self.rebalance_images, bool) or not isinstance(self.rebalance_images, int) or self.rebalance_images <= 0:
-            raise ValueError(f"rebalance_images must be a positive int, got {self.rebalance_images!r}")
         for name in ("time_budget", "snapshot_every"):
             value = getattr(self, name)
             if value is not None and not value > 0:

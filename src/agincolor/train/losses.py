@@ -154,7 +154,7 @@ class ChromaRebalance:
     """
 
     def __init__(self, weights: torch.Tensor, bin_size: float = 10.0, limit: float = 110.0) -> None:
-        bins = int(round(2 * limit / bin_size))
+        bins = _bin_count(bin_size, limit)
         if weights.shape != (bins, bins):
             raise ValueError(f"weights must have shape ({bins}, {bins}) for bin_size {bin_size} and limit {limit}")
         self.weights = weights.float()
@@ -165,18 +165,15 @@ class ChromaRebalance:
     def bins(self) -> int:
         return self.weights.shape[0]
 
-    def bin_index(self, ab: torch.Tensor) -> torch.Tensor:
-        """Flat bin index of every pixel of an ``(N, 2, H, W)`` ab map, as ``(N, H, W)`` longs."""
-        idx = ((ab.float() + self.limit) / self.bin_size).floor().long().clamp(0, self.bins - 1)
-        return idx[:, 0] * self.bins + idx[:, 1]
+    def bin_index(self, images: torch.Tensor) -> torch.Tensor:
+        """Flat ab-bin index of every pixel of colour images ``(N, 3, H, W)`` in [-1, 1], as ``(N, H, W)`` longs."""
+        return _ab_bin_index(images, self.bin_size, self.limit)
 
     @staticmethod
     def histogram(images: torch.Tensor, bin_size: float = 10.0, limit: float = 110.0) -> torch.Tensor:
         """Pixel counts per ab bin of colour images ``(N, 3, H, W)`` in [-1, 1]."""
-        bins = int(round(2 * limit / bin_size))
-        ab = rgb_to_lab(((images.float() + 1) / 2).clamp(0, 1))[:, 1:]
-        idx = ((ab + limit) / bin_size).floor().long().clamp(0, bins - 1)
-        flat = (idx[:, 0] * bins + idx[:, 1]).flatten()
+        bins = _bin_count(bin_size, limit)
+        flat = _ab_bin_index(images, bin_size, limit).flatten()
         return torch.bincount(flat, minlength=bins * bins).reshape(bins, bins).double()
 
     @classmethod
@@ -198,8 +195,8 @@ class ChromaRebalance:
         total = counts.sum()
         if total <= 0:
             raise ValueError("the histogram is empty: no pixels to estimate the colour prior from")
-        prior = counts / total
-        seen = counts > 0
+        share = counts / total
+        prior = share
         if sigma > 0:
             radius = max(1, int(round(3 * sigma / bin_size)))
             offsets = torch.arange(-radius, radius + 1, dtype=torch.float64) * bin_size
@@ -207,9 +204,9 @@ class ChromaRebalance:
             kernel = kernel / kernel.sum()
             blurred = F.conv2d(prior[None, None], (kernel[:, None] * kernel[None, :])[None, None], padding=radius)
             prior = blurred[0, 0] / blurred.sum()
-        used = int(seen.sum())
+        used = int((counts > 0).sum())
         weights = ((1 - mix) * prior + mix / used).pow(-power)
-        weights = weights / (weights * (counts / total)).sum()
+        weights = weights / (weights * share).sum()
         return cls(weights.float(), bin_size, limit)
 
     @classmethod
@@ -226,6 +223,18 @@ class ChromaRebalance:
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """``(N, 1, H, W)`` weights for colour images ``(N, 3, H, W)`` in [-1, 1] (no gradient)."""
         with torch.no_grad():
-            ab = rgb_to_lab(((images.float() + 1) / 2).clamp(0, 1))[:, 1:]
             flat = self.weights.to(images.device).flatten()
-            return flat[self.bin_index(ab)].unsqueeze(1)
+            return flat[self.bin_index(images)].unsqueeze(1)
+
+
+def _bin_count(bin_size: float, limit: float) -> int:
+    """Bins per ab axis of a grid of ``bin_size`` squares over ``[-limit, limit)``."""
+    return int(round(2 * limit / bin_size))
+
+
+def _ab_bin_index(images: torch.Tensor, bin_size: float, limit: float) -> torch.Tensor:
+    """Flat bin index (a * bins + b) of every pixel of colour images (N, 3, H, W) in [-1, 1]."""
+    bins = _bin_count(bin_size, limit)
+    ab = rgb_to_lab(((images.float() + 1) / 2).clamp(0, 1))[:, 1:]
+    idx = ((ab + limit) / bin_size).floor().long().clamp(0, bins - 1)
+    return idx[:, 0] * bins + idx[:, 1]
