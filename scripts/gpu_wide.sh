@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# One lent GPU session (H100/H200, about 10 minutes of device time), three runs side by side on the one
+# GPU with the supervised objective of the default model's stages 3 and 4 (chroma-l2 paired term with
+# colour-rarity weights, --rebalance 0.5, no discriminator): two wider generators (48 and 64 base
+# channels) trained from scratch, and the bundled 32-channel model continued (warm start, lower lr).
+# Then every snapshot and every final model is evaluated with `agincolor evaluate` on the validation
+# photos, on the GPU machine's CPUs and GPU.
+#
+# Needs, carried: gpu/train128.tar (copy of ../shared/data/train128.tar) and gpu/bsds500 (copy of
+# ../shared/data/val/bsds500). Usage on the device:
+#     OUT=/some/dir BUDGET=360 bash scripts/gpu_wide.sh
+# Returns at most 8 files: results.tar (training logs, one evaluation JSON per model and saturation) and
+# the final fp16 Colorizer folders (w48.tar, c32.tar; w64.tar split in 15 MB parts: `cat w64.tar.* | tar x`).
+# DEVICE=cpu BUDGET=20 EVAL_LIMIT=8 runs the same steps on a CPU, as a smoke test.
+set -u
+BUDGET=${BUDGET:-360}
+DEVICE=${DEVICE:-cuda}
+WORK=${WORK:-/tmp/agin_wide}
+EVAL_LIMIT=${EVAL_LIMIT:-}
+SNAPSHOT=${SNAPSHOT:-$((BUDGET / 4 + 10))}
+WORKERS=${WORKERS:-4}
+mkdir -p "$WORK/data" "$WORK/eval" "$OUT"
+tar xf gpu/train128.tar -C "$WORK/data"
+export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
+python3 -c "import torch; print('torch', torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())"
+
+C=(--data "$WORK/data/train128" --num-groups 8 --adv-weight 0 --cycle-weight 0 --content-weight 0
+   --cam-weight 0 --paired-weight 1 --paired-loss chroma-l2 --rebalance 0.5 --load-size 144 --crop-size 128
+   --batch-size 64 --beta1 0.9 --lr 2e-4 --decay-start 0.4 --amp --channels-last --device "$DEVICE"
+   --workers "$WORKERS" --time-budget "$BUDGET" --steps 1000000 --snapshot-every "$SNAPSHOT" --log-every 50
+   --sample-every 1000000 --checkpoint-every 1000000 --export-working-size 128 --no-progress)
+for width in 48 64; do
+  python3 -m agincolor train "${C[@]}" --base-channels "$width" --out "$WORK/w$width" \
+      > "$WORK/w$width.out" 2>&1 &
+done
+python3 -m agincolor train "${C[@]}" --base-channels 32 --init-from src/agincolor/pretrained --lr 5e-5 \
+    --decay-start 0.3 --seed 1 --out "$WORK/c32" > "$WORK/c32.out" 2>&1 &
+sleep 60; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null || true
+wait
+for run in w48 w64 c32; do tail -n 3 "$WORK/$run.out"; tail -n 1 "$WORK/$run/log.jsonl" | cut -c1-200; done
+
+# Evaluation: all jobs at once (each is one process; the metrics are CPU-bound, the network runs on the GPU).
+jobs_file=$WORK/eval/jobs.txt
+: > "$jobs_file"
+for width in 48 64; do
+  for s in 0.9 1.0 1.1 1.2; do echo "w${width}_final_s$s $WORK/w$width/colorizer $s" >> "$jobs_file"; done
+  for d in "$WORK"/w$width/snapshots/*; do
+    [ -d "$d" ] && echo "w${width}_$(basename "$d")_s1.0 $d 1.0" >> "$jobs_file"
+  done
+done
+for s in 0.9 1.0 1.1; do echo "c32_final_s$s $WORK/c32/colorizer $s" >> "$jobs_file"; done
+for d in "$WORK"/c32/snapshots/*; do [ -d "$d" ] && echo "c32_$(basename "$d")_s1.0 $d 1.0" >> "$jobs_file"; done
+echo "bundled_v0.3_s0.95 src/agincolor/pretrained 0.95" >> "$jobs_file"
+evaluate_one() {  # name, model folder, saturation
+  python3 -m agincolor evaluate gpu/bsds500 --model "$2" --saturation "$3" --device "$DEVICE" --json \
+      --no-progress ${EVAL_LIMIT:+--limit $EVAL_LIMIT} > "$WORK/eval/$1.json" 2> "$WORK/eval/$1.err"
+}
+export -f evaluate_one
+export WORK DEVICE EVAL_LIMIT
+xargs -P 15 -L 1 bash -c 'evaluate_one "$@"' _ < "$jobs_file"
+python3 - "$WORK/eval" <<'EOF'
+import json, sys, pathlib
+for p in sorted(pathlib.Path(sys.argv[1]).glob("*.json")):
+    try:
+        m = json.loads(p.read_text())["metrics"]["model"]
+        print(f"{p.stem:40s} {m['psnr']:.3f} {m['ssim']:.4f} {m['colorfulness']:.2f}")
+    except Exception as err:
+        print(p.stem, "failed:", err)
+EOF
+
+cd "$WORK"
+tar cf "$OUT/results.tar" eval ./*.out ./*/log.jsonl
+tar cf "$OUT/w48.tar" w48/colorizer
+tar cf "$OUT/c32.tar" c32/colorizer
+tar cf - w64/colorizer | split -b 15m - "$OUT/w64.tar."
+ls -la "$OUT"
