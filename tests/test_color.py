@@ -238,3 +238,48 @@ def test_wrong_shape_raises_value_error_with_received_shape(
     with pytest.raises(ValueError, match=name) as info:
         function(torch.zeros(shape))
     assert str(shape) in str(info.value)
+
+
+# --------------------------------------------------------------------------------- quantised chroma
+def test_every_ab_bin_centre_falls_in_its_own_bin() -> None:
+    from agincolor.color import ab_bin_centers, ab_bin_count, ab_bin_index
+
+    bins = ab_bin_count()
+    centers = ab_bin_centers()
+    assert bins == 22 and centers.shape == (bins * bins, 2)
+    assert float(centers.min()) == -105.0 and float(centers.max()) == 105.0
+    ab = centers.T.reshape(2, 1, bins * bins)  # (2, H=1, W=Q)
+    assert torch.equal(ab_bin_index(ab).flatten(), torch.arange(bins * bins))
+
+
+def test_ab_bin_index_puts_values_outside_the_grid_in_its_border_bins() -> None:
+    from agincolor.color import ab_bin_index
+
+    ab = torch.tensor([[[-500.0, 500.0]], [[500.0, -500.0]]])  # (2, 1, 2): (a, b) = (-500, 500), (500, -500)
+    assert ab_bin_index(ab).tolist() == [[0 * 22 + 21, 21 * 22 + 0]]
+
+
+def test_ab_grid_must_have_a_whole_number_of_bins() -> None:
+    from agincolor.color import ab_bin_count
+
+    with pytest.raises(ValueError, match="whole number"):
+        ab_bin_count(bin_size=7.0, limit=110.0)
+    with pytest.raises(ValueError, match="> 0"):
+        ab_bin_count(bin_size=0.0)
+
+
+def test_annealed_mean_moves_from_the_mean_to_the_mode_as_the_temperature_falls() -> None:
+    from agincolor.color import ab_from_bin_logits
+
+    centers = torch.tensor([[0.0, 0.0], [40.0, -20.0], [-60.0, 60.0]])
+    logits = torch.tensor([2.0, 1.0, -30.0]).view(1, 3, 1, 1)
+    mean = ab_from_bin_logits(logits, centers, temperature=1.0)[0, :, 0, 0]
+    p = torch.softmax(torch.tensor([2.0, 1.0, -30.0]), 0)
+    assert torch.allclose(mean, p @ centers, atol=1e-5)
+    cold = ab_from_bin_logits(logits, centers, temperature=0.05)[0, :, 0, 0]
+    assert torch.allclose(cold, centers[0], atol=1e-3)  # the mode
+    assert ab_from_bin_logits(logits, centers, 0.38)[0, 0, 0, 0].abs() < mean[0].abs()  # between them
+    with pytest.raises(ValueError, match="temperature"):
+        ab_from_bin_logits(logits, centers, temperature=0.0)
+    with pytest.raises(ValueError, match="3 bins"):
+        ab_from_bin_logits(torch.zeros(1, 4, 1, 1), centers)

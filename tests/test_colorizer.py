@@ -738,3 +738,66 @@ def test_working_shape_examples(model: Colorizer) -> None:
     big = Colorizer(generator=dict(TINY), working_size=256)
     assert big.working_shape(256, 256) == (256, 256)
     assert big.working_shape(480, 640) == (220, 296)
+
+
+# ------------------------------------------------------------------------- colour as classification
+BINS = {"bin_size": 10.0, "limit": 110.0}
+
+
+def make_bins_colorizer(a: float, b: float, **kwargs) -> Colorizer:
+    """A tiny ab-bins Colorizer whose output layer votes for the bin of (a, b) everywhere."""
+    from agincolor.color import ab_bin_index
+
+    torch.manual_seed(0)
+    model = Colorizer(
+        generator=dict(TINY, head="logits", out_channels=484), working_size=WORKING_SIZE, ab_bins=BINS, **kwargs
+    ).eval()
+    target = int(ab_bin_index(torch.tensor([a, b]).view(2, 1, 1)))
+    with torch.no_grad():
+        conv = model.generator.head[0]
+        conv.weight.zero_()
+        conv.bias.fill_(-20.0)
+        conv.bias[target] = 20.0
+    return model
+
+
+def test_a_bins_model_gives_its_predicted_bin_on_the_input_lightness(tmp_path: Path) -> None:
+    model = make_bins_colorizer(45.0, 25.0)
+    value = np.full((37, 41), 119, np.uint8)
+    out = model.colorize(value)
+    lab = rgb_to_lab(torch.from_numpy(out.astype(np.float64) / 255).permute(2, 0, 1))
+    assert np.abs(lab[1].numpy() - 45.0).max() < 1.5 and np.abs(lab[2].numpy() - 25.0).max() < 1.5
+    assert_lightness_kept(lightness_of_gray(value / 255.0), out)
+    # Saved and loaded, it keeps its grid, its temperature and its outputs.
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["ab_bins"] == BINS and config["temperature"] == 0.38
+    assert config["generator"]["head"] == "logits" and config["generator"]["out_channels"] == 484
+    loaded = Colorizer.from_pretrained(tmp_path)
+    np.testing.assert_array_equal(loaded.colorize(value), out)
+
+
+def test_a_higher_temperature_averages_the_predicted_colours() -> None:
+    model = make_bins_colorizer(45.0, 25.0)
+    with torch.no_grad():  # a second, weaker vote for a blue bin
+        model.generator.head[0].bias[7 * 22 + 6] = 19.0  # a = -35, b = -45
+    value = np.full((33, 33), 119, np.uint8)
+    warm = chroma(model.colorize(value))
+    model.temperature = 5.0
+    assert chroma(model.colorize(value)).mean() < warm.mean() - 10  # the mean of two opposite hues is grayer
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(generator=dict(TINY, head="logits", out_channels=484)), "needs ab_bins"),
+        (dict(generator=dict(TINY), ab_bins=BINS), "only for a generator with head 'logits'"),
+        (dict(generator=dict(TINY, head="logits", out_channels=100), ab_bins=BINS), "484 bins"),
+        (dict(generator=dict(TINY, head="logits", out_channels=484), ab_bins={"bin_size": 10.0}), "needs ab_bins"),
+        (dict(generator=dict(TINY, head="logits", out_channels=484), ab_bins=BINS, temperature=0), "temperature"),
+        (dict(generator=dict(TINY, out_channels=1)), "out_channels 3"),
+    ],
+)
+def test_a_config_whose_head_and_bins_disagree_is_refused(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Colorizer(**kwargs)

@@ -144,11 +144,24 @@ def test_generator_default_construction_matches_the_paper_layout() -> None:
         ({"pooling": ()}, "pooling"),
         ({"pooling": ("max", "max")}, "pooling"),
         ({"use_cam": False, "pooling": ("gem",)}, "pooling"),
+        ({"head": "softmax"}, "head"),
     ],
 )
 def test_generator_constructor_rejects_bad_arguments_naming_them(kwargs: dict, argument: str) -> None:
     with pytest.raises(ValueError, match=argument):
         Generator(**{**TINY, **kwargs})
+
+
+def test_logits_head_gives_unbounded_scores_of_any_count_at_the_input_size() -> None:
+    torch.manual_seed(0)
+    g = Generator(**TINY, out_channels=50, head="logits")
+    out = g(torch.rand(2, 3, 36, 44) * 2 - 1)
+    assert out.image.shape == (2, 50, 36, 44)
+    assert out.image.abs().max() > 1.0  # no tanh
+    heads = {k: tuple(v.shape) for k, v in g.state_dict().items() if k.startswith("head.")}
+    assert heads == {"head.0.weight": (50, 8, 1, 1), "head.0.bias": (50,)}  # a 1x1 conv with bias
+    body = {k for k in g.state_dict() if not k.startswith("head.")}
+    assert body == {k for k in Generator(**TINY).state_dict() if not k.startswith("head.")}
 
 
 # --- forward errors ----------------------------------------------------------------------------------

@@ -292,6 +292,69 @@ def test_rebalanced_supervised_run_writes_timed_snapshots_that_load(data_dir: Pa
         assert torch.equal(tensor, last.generator.state_dict()[name]), name
 
 
+def test_ab_bins_loss_is_the_cross_entropy_of_each_pixels_true_bin() -> None:
+    from agincolor.color import ab_bin_index
+
+    torch.manual_seed(0)
+    y = torch.rand(2, 3, 8, 8) * 2 - 1
+    true_bins = ab_bin_index(rgb_to_lab((y + 1) / 2)[:, 1:])  # (2, 8, 8)
+    right = torch.full((2, 484, 8, 8), -10.0).scatter_(1, true_bins[:, None], 10.0)
+    wrong = torch.full((2, 484, 8, 8), -10.0).scatter_(1, (true_bins[:, None] + 1) % 484, 10.0)
+    assert float(paired_loss(right, y, "ab-bins")) < 1e-6
+    assert float(paired_loss(wrong, y, "ab-bins")) == pytest.approx(20.0, abs=1e-3)  # log-sum-exp margin
+    uniform = torch.zeros(2, 484, 8, 8)
+    assert float(paired_loss(uniform, y, "ab-bins")) == pytest.approx(math.log(484), rel=1e-5)
+    mixed = right.clone()
+    mixed[..., 4:] = wrong[..., 4:]  # wrong bins on the right half only
+    left = torch.zeros(2, 1, 8, 8)
+    left[..., :4] = 1.0
+    assert float(paired_loss(mixed, y, "ab-bins", pixel_weights=left)) < 1e-6
+    with pytest.raises(ValueError, match="484"):
+        paired_loss(y, y, "ab-bins")  # an image where logits belong
+
+
+def test_ab_bins_run_starts_from_an_image_models_body_and_exports_a_bins_colorizer(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    image_run = _config(
+        data_dir, tmp_path / "image", steps=1, paired_loss="chroma-l2", paired_weight=1.0, adv_weight=0.0,
+        cycle_weight=0.0, content_weight=0.0, cam_weight=0.0,
+    )  # fmt: skip
+    Trainer(image_run, progress=False).train()
+    source = Colorizer.from_pretrained(tmp_path / "image" / "colorizer").generator.state_dict()
+
+    config = dataclasses.replace(
+        image_run, out=str(tmp_path / "bins"), paired_loss="ab-bins", steps=40, batch_size=3, lr=1e-2,
+        rebalance=0.5, rebalance_images=4, sample_every=40, init_from=str(tmp_path / "image" / "colorizer"),
+    )  # fmt: skip
+    trainer = Trainer(config, progress=False)
+    state = trainer.G_g.state_dict()
+    assert trainer.G_g.out_channels == 484 and trainer.G_g.head_kind == "logits"
+    for name, tensor in source.items():  # the body is the image model's; the new output layer is not
+        if not name.startswith("head."):
+            assert torch.equal(state[name], tensor.float()), name
+    y = _batch(trainer, range(len(trainer.color_data)))
+
+    def error() -> float:
+        with torch.no_grad():
+            return float(paired_loss(trainer.G_g(to_gray(y)).image, y, "ab-bins"))
+
+    before = error()
+    assert before > 0.9 * math.log(484)  # a fresh output layer: about uniform over the bins
+    trainer.train()
+    assert error() < 0.75 * before
+    assert (tmp_path / "bins" / "samples" / "step_0000040.png").is_file()
+    loaded = Colorizer.from_pretrained(tmp_path / "bins" / "colorizer")
+    assert loaded.ab_bins == {"bin_size": 10.0, "limit": 110.0} and loaded.generator.head_kind == "logits"
+    truth = np.asarray(_ramp_image(3), dtype=float)
+    gray = _ramp_image(3).convert("L")
+    out = np.asarray(loaded.colorize(gray), dtype=float)
+    assert np.abs(out - truth).mean() < np.abs(np.asarray(gray.convert("RGB"), dtype=float) - truth).mean()
+    # A checkpoint of a bins run does not resume into an image run.
+    with pytest.raises(ValueError, match="generator_head"):
+        Trainer(dataclasses.replace(config, paired_loss="chroma-l2", init_from=None), resume=True, progress=False)
+
+
 # ------------------------------------------------------------------------------- the paper's setting
 def test_unpaired_paper_setting_gives_finite_loss_terms_and_keeps_rho_in_unit_interval(
     data_dir: Path, tmp_path: Path
@@ -613,6 +676,8 @@ def test_example_script_help_lists_every_config_field() -> None:
         (dict(rebalance=0.5, paired_weight=1.0, rebalance_images=0), "rebalance_images"),
         (dict(time_budget=0.0), "time_budget"),
         (dict(snapshot_every=-60.0), "snapshot_every"),
+        (dict(paired_loss="ab-bins", paired_weight=1.0), "ab-bins"),
+        (dict(paired_loss="ab-bins", paired_weight=1.0, adv_weight=0.0, cycle_weight=0.0), "content_weight"),
     ],
 )
 def test_invalid_config_raises_value_error_naming_the_field(overrides: dict[str, Any], field: str) -> None:

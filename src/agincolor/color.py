@@ -17,6 +17,12 @@ from __future__ import annotations
 import torch
 
 __all__ = [
+    "AB_BIN_SIZE",
+    "AB_LIMIT",
+    "ab_bin_centers",
+    "ab_bin_count",
+    "ab_bin_index",
+    "ab_from_bin_logits",
     "lab_l_from_srgb",
     "lab_to_rgb",
     "linear_to_srgb",
@@ -235,3 +241,58 @@ def lab_l_from_srgb(image: torch.Tensor) -> torch.Tensor:
     weights = _RGB_TO_XYZ_NORM[1].to(device=image.device, dtype=image.dtype)
     luminance = (_srgb_to_linear(image) * weights.view(3, 1, 1)).sum(dim=-3, keepdim=True)
     return 116.0 * _cie_f(luminance) - 16.0
+
+
+# ------------------------------------------------------------------------------ quantised chroma
+#: Default grid of the quantised ab plane: squares of this side (CIELAB units) ...
+AB_BIN_SIZE = 10.0
+#: ... over [-AB_LIMIT, AB_LIMIT) on each axis, which holds every sRGB colour's a and b.
+AB_LIMIT = 110.0
+
+
+def ab_bin_count(bin_size: float = AB_BIN_SIZE, limit: float = AB_LIMIT) -> int:
+    """Bins per axis of the ab grid (``2 * limit / bin_size``, which must be a whole number)."""
+    if not bin_size > 0 or not limit > 0:
+        raise ValueError(f"bin_size and limit must be > 0, got {bin_size} and {limit}")
+    count = 2 * limit / bin_size
+    if abs(count - round(count)) > 1e-6:
+        raise ValueError(f"2 * limit / bin_size must be a whole number, got 2 * {limit} / {bin_size}")
+    return int(round(count))
+
+
+def ab_bin_index(ab: torch.Tensor, bin_size: float = AB_BIN_SIZE, limit: float = AB_LIMIT) -> torch.Tensor:
+    """Flat bin index ``ia * bins + ib`` of each (a, b) pair: ``(*, 2, H, W)`` -> ``(*, H, W)`` longs.
+
+    Values outside the grid fall into its border bins.
+    """
+    if ab.dim() < 3 or ab.shape[-3] != 2:
+        raise ValueError(f"expected ab of shape (*, 2, H, W), got {tuple(ab.shape)}")
+    bins = ab_bin_count(bin_size, limit)
+    idx = ((ab + limit) / bin_size).floor().long().clamp(0, bins - 1)
+    return idx[..., 0, :, :] * bins + idx[..., 1, :, :]
+
+
+def ab_bin_centers(bin_size: float = AB_BIN_SIZE, limit: float = AB_LIMIT) -> torch.Tensor:
+    """The (a, b) centre of every bin, ``(bins * bins, 2)`` float32, in :func:`ab_bin_index` order."""
+    bins = ab_bin_count(bin_size, limit)
+    axis = torch.arange(bins, dtype=torch.float64) * bin_size - limit + bin_size / 2
+    a, b = torch.meshgrid(axis, axis, indexing="ij")
+    return torch.stack([a.flatten(), b.flatten()], dim=1).float()
+
+
+def ab_from_bin_logits(logits: torch.Tensor, centers: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Chroma from per-pixel scores over ab bins: ``(N, Q, H, W)`` logits -> ``(N, 2, H, W)`` ab.
+
+    The annealed mean of Zhang et al. 2016: the mean of the bin centres under
+    ``softmax(logits / temperature)``. Temperature 1 gives the plain mean of the predicted
+    distribution; lower values move towards its mode (more saturated, less averaged colour).
+    """
+    if logits.dim() != 4 or logits.shape[1] != centers.shape[0]:
+        raise ValueError(
+            f"expected logits of shape (N, {centers.shape[0]}, H, W) for {centers.shape[0]} bins, "
+            f"got {tuple(logits.shape)}"
+        )
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    probs = torch.softmax(logits / temperature, dim=1)
+    return torch.einsum("nqhw,qc->nchw", probs, centers.to(device=probs.device, dtype=probs.dtype))

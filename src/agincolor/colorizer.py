@@ -28,6 +28,9 @@ from .color import (
     _XYZ_NORM_TO_RGB,
     _cie_f,
     _cie_f_inv,
+    ab_bin_centers,
+    ab_bin_count,
+    ab_from_bin_logits,
     lab_l_from_srgb,
     linear_to_srgb,
     rgb_to_gray,
@@ -56,6 +59,8 @@ ImageInput = Union[Image.Image, str, os.PathLike, np.ndarray, torch.Tensor]
 # Bytes of working memory per output pixel (input copy, L, upsampled ab, output) plus strip temporaries.
 _BYTES_PER_PIXEL = 32
 _STRIP_PIXELS = 1 << 20
+#: Annealed-mean temperature for models that predict ab bins (Zhang et al. 2016's choice).
+DEFAULT_TEMPERATURE = 0.38
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -114,6 +119,11 @@ class Colorizer(
             squared (aspect kept, each side at least 32); chroma is then upsampled to the input's size.
         saturation (float, default 1.0): scale applied to the predicted chroma (a, b) before it is joined
             with the input's lightness; below 1 gives more muted colours. ``colorize`` can override it.
+        ab_bins (dict, default None): for a generator with ``head="logits"`` only, which then predicts
+            scores over a grid of CIELAB ab bins: ``{"bin_size": 10.0, "limit": 110.0}`` (see
+            :func:`~agincolor.color.ab_bin_centers`); its ``out_channels`` must be the number of bins.
+        temperature (float, default 0.38): with ``ab_bins``, the annealed-mean temperature that turns the
+            predicted distribution into one colour per pixel (1: its mean; towards 0: its mode).
         architecture (str): must be ``"agincolor.Generator"``; a config for anything else is refused.
 
     Load with :meth:`from_pretrained` (no argument: the model bundled in the package; a folder; or a Hub
@@ -125,6 +135,8 @@ class Colorizer(
         generator: dict[str, Any] | None = None,
         working_size: int = 256,
         saturation: float = 1.0,
+        ab_bins: dict[str, float] | None = None,
+        temperature: float = DEFAULT_TEMPERATURE,
         architecture: str = ARCHITECTURE,
         **unexpected: Any,
     ) -> None:
@@ -147,13 +159,35 @@ class Colorizer(
             self.generator = Generator(**generator)
         except TypeError as err:
             raise ValueError(f"Colorizer config 'generator' has an invalid entry: {err}") from None
-        if self.generator.in_channels not in (1, 3) or self.generator.out_channels != 3:
-            raise ValueError(
-                "a Colorizer needs a generator with in_channels 1 or 3 and out_channels 3, got "
-                f"{self.generator.in_channels} and {self.generator.out_channels}"
-            )
+        if self.generator.in_channels not in (1, 3):
+            raise ValueError(f"a Colorizer needs a generator with in_channels 1 or 3, got {self.generator.in_channels}")
+        self.ab_bins = self._check_ab_bins(ab_bins, temperature)
+        self.temperature = float(temperature)
+        if self.ab_bins is not None:
+            self.register_buffer("ab_centers", ab_bin_centers(**self.ab_bins), persistent=False)
         self.generator_config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in generator.items()}
         self.working_size = working_size
+
+    def _check_ab_bins(self, ab_bins: dict[str, float] | None, temperature: float) -> dict[str, float] | None:
+        """Validate the bin grid against the generator's head; returns it with float values (or None)."""
+        head, out = self.generator.head_kind, self.generator.out_channels
+        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not 0 < temperature <= 10:
+            raise ValueError(f"temperature must be a number in (0, 10], got {temperature!r}")
+        if head == "image":
+            if ab_bins is not None:
+                raise ValueError("ab_bins is only for a generator with head 'logits'; this one outputs an image")
+            if out != 3:
+                raise ValueError(f"a Colorizer needs a generator with out_channels 3, got {out}")
+            return None
+        if not isinstance(ab_bins, dict) or set(ab_bins) != {"bin_size", "limit"}:
+            raise ValueError(
+                f"a generator with head 'logits' needs ab_bins = {{'bin_size': ..., 'limit': ...}}, got {ab_bins!r}"
+            )
+        grid = {k: float(v) for k, v in ab_bins.items()}
+        count = ab_bin_count(**grid) ** 2
+        if out != count:
+            raise ValueError(f"ab_bins {ab_bins} has {count} bins but the generator's out_channels is {out}")
+        return grid
 
     # ----------------------------------------------------------------------------------- loading
     @classmethod
@@ -368,9 +402,14 @@ class Colorizer(
         if self.generator.in_channels == 3:
             x = x.expand(-1, 3, -1, -1)
         out = self.generator(x.clamp(-1, 1))
-        rgb = ((out.image.float() + 1) / 2).clamp(0, 1)
-        ab = rgb_to_lab(rgb)[:, 1:]
-        return ab.cpu(), out.heatmap.float().cpu()
+        return self.chroma_of(out.image).cpu(), out.heatmap.float().cpu()
+
+    def chroma_of(self, output: torch.Tensor) -> torch.Tensor:
+        """CIELAB ab ``(N, 2, H, W)`` (float32) of the generator's raw ``image`` output: the chroma of the
+        colour image, or the annealed mean of the bin scores for an ``ab_bins`` model."""
+        if self.ab_bins is not None:
+            return ab_from_bin_logits(output.float(), self.ab_centers.float(), self.temperature)
+        return rgb_to_lab(((output.float() + 1) / 2).clamp(0, 1))[:, 1:]
 
     def _colorize_prepared(
         self, items: list[_Prepared], batch_size: int, with_attention: bool, saturation: float

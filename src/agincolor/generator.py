@@ -11,16 +11,21 @@ from torch import nn
 from .attention import CAMAttention
 from .norm import AGIN, AGIN_RHO_INIT, GIN_RHO_INIT, GroupInstanceNorm
 
-__all__ = ["Generator", "GeneratorOutput", "MIN_SIZE"]
+__all__ = ["Generator", "GeneratorOutput", "HEADS", "MIN_SIZE"]
 
 #: Smallest input height or width the generator accepts (reflection padding needs room at the bottleneck).
 MIN_SIZE = 32
 
 
+#: Output layers a :class:`Generator` can end with.
+HEADS = ("image", "logits")
+
+
 class GeneratorOutput(NamedTuple):
     """What :class:`Generator` returns.
 
-    image: (N, out_channels, H, W) in [-1, 1], the input's H and W.
+    image: (N, out_channels, H, W) in [-1, 1], the input's H and W; with ``head="logits"``, unbounded
+        per-pixel scores instead (for instance over the ab bins of :func:`agincolor.color.ab_bin_centers`).
     cam_logits: (N, len(pooling)) CAM logits of the auxiliary classifier (N, 0) when ``use_cam=False``.
     heatmap: (N, 1, H', W') attention heatmap at the bottleneck resolution (about H/4, W/4).
     """
@@ -114,6 +119,9 @@ class Generator(nn.Module):
         upsample_rho_init (float, default 1.0): initial rho of the upsampling GroupInstanceNorms.
         learn_rho (bool, default True): False fixes every rho at its initial value (the GN-only and
             IN-only ablations set both inits to 1 or 0 with learn_rho=False).
+        head (str, default "image"): "image" ends with the paper's 7x7 conv and tanh; "logits" (our
+            addition, for colour as classification) ends with a 1x1 conv with bias and no activation, so
+            that ``image`` holds ``out_channels`` unbounded scores per pixel.
     """
 
     def __init__(
@@ -128,8 +136,11 @@ class Generator(nn.Module):
         rho_init: float = AGIN_RHO_INIT,
         upsample_rho_init: float = GIN_RHO_INIT,
         learn_rho: bool = True,
+        head: str = "image",
     ) -> None:
         super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(map(repr, HEADS))}, got {head!r}")
         in_channels = _positive_int("in_channels", in_channels)
         out_channels = _positive_int("out_channels", out_channels)
         base_channels = _positive_int("base_channels", base_channels)
@@ -146,6 +157,7 @@ class Generator(nn.Module):
                 raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
         self.in_channels = in_channels
         self.out_channels = out_channels
+        self.head_kind = head
         self.use_cam = bool(use_cam)
         c = base_channels
         bottleneck = 4 * c
@@ -181,7 +193,10 @@ class Generator(nn.Module):
             UpsampleBlock(bottleneck, 2 * c, num_groups, upsample_rho_init, learn_rho),
             UpsampleBlock(2 * c, c, num_groups, upsample_rho_init, learn_rho),
         )
-        self.head = nn.Sequential(_conv(c, out_channels, 7, bias=False), nn.Tanh())
+        if head == "image":
+            self.head = nn.Sequential(_conv(c, out_channels, 7, bias=False), nn.Tanh())
+        else:
+            self.head = nn.Sequential(nn.Conv2d(c, out_channels, kernel_size=1))
 
     def forward(self, x: torch.Tensor) -> GeneratorOutput:
         """Translate (N, in_channels, H, W) images in [-1, 1]; see :class:`GeneratorOutput`."""

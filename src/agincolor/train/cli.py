@@ -32,7 +32,9 @@ _HELP = {
     "cam_weight": "lambda_4, generator CAM cross-entropy (eq. 7)",
     "paired_weight": "paired error of G_g(gray(y)) against y; > 0 pairs each gray image with its colour original",
     "paired_loss": "form of the paired error: rgb-l1 (image L1), chroma-l1 or chroma-l2 (output's ab on y's "
-    "lightness, as the Colorizer uses it; l2 is what PSNR measures)",
+    "lightness, as the Colorizer uses it; l2 is what PSNR measures), or ab-bins (colour as classification over "
+    "484 CIELAB ab bins, Zhang et al. 2016: G_g predicts per-pixel bin scores, decoded by an annealed mean; "
+    "needs --adv-weight 0 --cycle-weight 0 --content-weight 0)",
     "rebalance": "weight each pixel of the paired term by the rarity of its true colour to this power "
     "(Zhang et al. 2016; 1 is theirs, 0.5 gentler, 0 off), against the drift to brown",
     "rebalance_images": "training photos that estimate the colour prior for --rebalance",

@@ -8,7 +8,8 @@ from typing import Any
 
 from ..attention import POOLINGS
 from ..norm import AGIN_RHO_INIT, GIN_RHO_INIT
-from .losses import PAIRED_LOSSES
+from ..color import AB_BIN_SIZE, AB_LIMIT, ab_bin_count
+from .losses import BIN_LOSSES, PAIRED_LOSSES
 
 __all__ = ["TrainConfig", "ARCHITECTURE_FIELDS"]
 
@@ -28,6 +29,7 @@ ARCHITECTURE_FIELDS = (
     "d_max_channels",
     "cycle_weight_enabled",
     "adv_weight_enabled",
+    "generator_head",
 )
 
 
@@ -141,6 +143,14 @@ class TrainConfig:
             )
         if self.paired_weight > 0 and self.gray_data:
             raise ValueError("paired_weight > 0 needs gray images made from the colour ones; drop gray_data")
+        if self.generator_head == "logits":
+            others = [n for n in ("adv_weight", "cycle_weight", "content_weight") if getattr(self, n) > 0]
+            if others or self.paired_weight == 0:
+                raise ValueError(
+                    f"paired_loss {self.paired_loss!r} makes G_g predict colour bins, not images: it needs "
+                    f"paired_weight > 0 and adv_weight, cycle_weight and content_weight 0"
+                    + (f" (got {', '.join(f'{n} {getattr(self, n)}' for n in others)})" if others else "")
+                )
         if self.rebalance < 0:
             raise ValueError(f"rebalance must be >= 0, got {self.rebalance}")
         if self.rebalance > 0 and self.paired_weight == 0:
@@ -173,8 +183,23 @@ class TrainConfig:
             raise ValueError(f"unknown training config keys: {', '.join(unknown)}")
         return cls(**d)
 
+    @property
+    def generator_head(self) -> str:
+        """"logits" (scores over ab bins) for the classification form of the paired term, else "image"."""
+        return "logits" if self.paired_loss in BIN_LOSSES else "image"
+
+    @property
+    def ab_bins(self) -> dict[str, float] | None:
+        """The bin grid a "logits" generator predicts over (None for an image generator)."""
+        return {"bin_size": AB_BIN_SIZE, "limit": AB_LIMIT} if self.generator_head == "logits" else None
+
     def generator_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of G_g (an image generator's leave out ``head`` and ``out_channels``)."""
+        extra: dict[str, Any] = {}
+        if self.generator_head == "logits":
+            extra = {"head": "logits", "out_channels": ab_bin_count(AB_BIN_SIZE, AB_LIMIT) ** 2}
         return dict(
+            **extra,
             base_channels=self.base_channels,
             num_blocks=self.num_blocks,
             num_groups=self.num_groups,

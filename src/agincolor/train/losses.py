@@ -14,7 +14,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..color import lab_to_rgb, rgb_to_lab
+from ..color import AB_BIN_SIZE, AB_LIMIT, ab_bin_count, ab_bin_index, lab_to_rgb, rgb_to_lab
 from ..discriminator import DiscriminatorOutput
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "cam_target_loss",
     "paired_loss",
     "PAIRED_LOSSES",
+    "BIN_LOSSES",
     "ChromaRebalance",
 ]
 
@@ -85,7 +86,10 @@ def cam_generator_loss(source_logits: torch.Tensor, target_logits: torch.Tensor)
 
 
 #: Forms of the paired term, see :func:`paired_loss`.
-PAIRED_LOSSES = ("rgb-l1", "chroma-l1", "chroma-l2")
+PAIRED_LOSSES = ("rgb-l1", "chroma-l1", "chroma-l2", "ab-bins")
+
+#: The paired forms whose generator output is per-pixel logits over ab bins rather than an image.
+BIN_LOSSES = ("ab-bins",)
 
 
 def paired_loss(
@@ -103,6 +107,11 @@ def paired_loss(
       kept; it is joined with y's own L, converted back to sRGB in [0, 1] and compared with y by L1, or by
       mean squared error (the quantity PSNR measures). The output's lightness gets no gradient, as it is
       discarded at inference.
+    - ``"ab-bins"``: colour as classification (Zhang et al. 2016). ``colorized`` is then the generator's
+      ``(N, Q, H, W)`` logits over the :func:`~agincolor.color.ab_bin_centers` grid (``Q`` = 484 bins of
+      10x10 CIELAB units), and the loss is the cross-entropy against the bin of each pixel's true ab. It
+      learns a distribution over colours instead of their average, so an unsure pixel is not pulled to a
+      brown mean; the Colorizer decodes it with an annealed mean.
 
     ``pixel_weights``, an optional ``(N, 1, H, W)`` map (from :class:`ChromaRebalance`), weights each
     pixel's error; the loss is then the weighted mean over pixels and channels.
@@ -117,10 +126,20 @@ def paired_loss(
             f"pixel_weights must have shape (N, 1, H, W) = {(original.shape[0], 1, *original.shape[2:])}, "
             f"got {tuple(pixel_weights.shape)}"
         )
-    if kind == "rgb-l1":
-        return _weighted_mean((colorized.float() - original.float()).abs(), pixel_weights)
     if kind not in PAIRED_LOSSES:
         raise ValueError(f"unknown paired loss {kind!r}; choose one of {', '.join(PAIRED_LOSSES)}")
+    if kind == "rgb-l1":
+        return _weighted_mean((colorized.float() - original.float()).abs(), pixel_weights)
+    if kind == "ab-bins":
+        bins = ab_bin_count() ** 2
+        if colorized.dim() != 4 or colorized.shape[1] != bins or colorized.shape[2:] != original.shape[2:]:
+            raise ValueError(
+                f"the ab-bins loss needs logits of shape (N, {bins}, H, W) = "
+                f"{(original.shape[0], bins, *original.shape[2:])}, got {tuple(colorized.shape)}"
+            )
+        target = _ab_bin_index(original, AB_BIN_SIZE, AB_LIMIT)
+        error = F.cross_entropy(colorized.float(), target, reduction="none").unsqueeze(1)
+        return _weighted_mean(error, pixel_weights)
     pred = ((colorized.float() + 1) / 2).clamp(0, 1)
     truth = (original.float() + 1) / 2
     truth_lab = rgb_to_lab(truth)
@@ -153,8 +172,8 @@ class ChromaRebalance:
     of colour images in [-1, 1] to get their ``(N, 1, H, W)`` weight map for :func:`paired_loss`.
     """
 
-    def __init__(self, weights: torch.Tensor, bin_size: float = 10.0, limit: float = 110.0) -> None:
-        bins = _bin_count(bin_size, limit)
+    def __init__(self, weights: torch.Tensor, bin_size: float = AB_BIN_SIZE, limit: float = AB_LIMIT) -> None:
+        bins = ab_bin_count(bin_size, limit)
         if weights.shape != (bins, bins):
             raise ValueError(f"weights must have shape ({bins}, {bins}) for bin_size {bin_size} and limit {limit}")
         self.weights = weights.float()
@@ -170,9 +189,9 @@ class ChromaRebalance:
         return _ab_bin_index(images, self.bin_size, self.limit)
 
     @staticmethod
-    def histogram(images: torch.Tensor, bin_size: float = 10.0, limit: float = 110.0) -> torch.Tensor:
+    def histogram(images: torch.Tensor, bin_size: float = AB_BIN_SIZE, limit: float = AB_LIMIT) -> torch.Tensor:
         """Pixel counts per ab bin of colour images ``(N, 3, H, W)`` in [-1, 1]."""
-        bins = _bin_count(bin_size, limit)
+        bins = ab_bin_count(bin_size, limit)
         flat = _ab_bin_index(images, bin_size, limit).flatten()
         return torch.bincount(flat, minlength=bins * bins).reshape(bins, bins).double()
 
@@ -180,8 +199,8 @@ class ChromaRebalance:
     def from_histogram(
         cls,
         counts: torch.Tensor,
-        bin_size: float = 10.0,
-        limit: float = 110.0,
+        bin_size: float = AB_BIN_SIZE,
+        limit: float = AB_LIMIT,
         sigma: float = 5.0,
         mix: float = 0.5,
         power: float = 1.0,
@@ -227,14 +246,7 @@ class ChromaRebalance:
             return flat[self.bin_index(images)].unsqueeze(1)
 
 
-def _bin_count(bin_size: float, limit: float) -> int:
-    """Bins per ab axis of a grid of ``bin_size`` squares over ``[-limit, limit)``."""
-    return int(round(2 * limit / bin_size))
-
-
 def _ab_bin_index(images: torch.Tensor, bin_size: float, limit: float) -> torch.Tensor:
-    """Flat bin index (a * bins + b) of every pixel of colour images (N, 3, H, W) in [-1, 1]."""
-    bins = _bin_count(bin_size, limit)
+    """Flat ab-bin index of every pixel of colour images (N, 3, H, W) in [-1, 1], as (N, H, W) longs."""
     ab = rgb_to_lab(((images.float() + 1) / 2).clamp(0, 1))[:, 1:]
-    idx = ((ab + limit) / bin_size).floor().long().clamp(0, bins - 1)
-    return idx[:, 0] * bins + idx[:, 1]
+    return ab_bin_index(ab, bin_size, limit)

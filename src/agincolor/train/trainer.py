@@ -21,7 +21,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..color import rgb_to_gray
+from ..color import ab_bin_centers, ab_from_bin_logits, lab_to_rgb, rgb_to_gray, rgb_to_lab
+from ..colorizer import DEFAULT_TEMPERATURE
 from ..discriminator import Discriminator
 from ..generator import Generator
 from ..norm import AGIN, GroupInstanceNorm, clip_rho_
@@ -64,14 +65,16 @@ def export_generator(
     working_size: int,
     half: bool = True,
     model_card: str | None = None,
+    ab_bins: dict[str, float] | None = None,
 ) -> Path:
     """Write a gray-to-colour generator as a Colorizer folder (config.json + model.safetensors).
 
-    ``half`` stores the weights in float16 (half the size; loading restores float32).
+    ``half`` stores the weights in float16 (half the size; loading restores float32). ``ab_bins`` is the
+    bin grid of a generator with ``head="logits"`` (see :class:`~agincolor.Colorizer`).
     """
     from ..colorizer import Colorizer
 
-    colorizer = Colorizer(generator=dict(generator_kwargs), working_size=working_size)
+    colorizer = Colorizer(generator=dict(generator_kwargs), working_size=working_size, ab_bins=ab_bins)
     colorizer.generator.load_state_dict(generator.state_dict())
     if half:
         colorizer.half()
@@ -176,7 +179,7 @@ class Trainer:
 
         gk = config.generator_kwargs()
         dk = config.discriminator_kwargs()
-        self.G_g = Generator(in_channels=3, out_channels=3, **gk).to(self.device)
+        self.G_g = Generator(in_channels=3, **{"out_channels": 3, **gk}).to(self.device)
         self.adversarial = config.adv_weight_enabled
         self.reverse = config.cycle_weight_enabled
         self.D_c = Discriminator(in_channels=3, **dk).to(self.device) if self.adversarial else None
@@ -230,17 +233,34 @@ class Trainer:
                 dist.broadcast(t.data, src=0)
 
     def _init_from(self, folder: str) -> None:
-        """Warm start G_g from an exported Colorizer folder (safetensors only)."""
+        """Warm start G_g from an exported Colorizer folder (safetensors only).
+
+        The body (everything but the output layer) must match this run's; the output layer is loaded too
+        when it is of the same kind and size, and otherwise keeps its fresh initialisation (for instance
+        when an image model starts a run that predicts ab bins).
+        """
         from ..colorizer import Colorizer
 
         colorizer = Colorizer.from_pretrained(folder)
-        wanted = {k: list(v) if isinstance(v, tuple) else v for k, v in self.config.generator_kwargs().items()}
+        head_keys = ("head", "out_channels")
+        wanted = {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in self.config.generator_kwargs().items()
+            if k not in head_keys
+        }
         if colorizer.generator_config != {**colorizer.generator_config, **wanted}:
             raise ValueError(
                 f"--init-from {folder}: its generator config {colorizer.generator_config} differs from this "
                 f"run's {self.config.generator_kwargs()}"
             )
-        self.G_g.load_state_dict(colorizer.generator.state_dict())
+        source = colorizer.generator
+        if (source.head_kind, source.out_channels) == (self.G_g.head_kind, self.G_g.out_channels):
+            self.G_g.load_state_dict(source.state_dict())
+        else:
+            body = {k: v for k, v in source.state_dict().items() if not k.startswith("head.")}
+            missing, unexpected = self.G_g.load_state_dict(body, strict=False)
+            if unexpected or any(not k.startswith("head.") for k in missing):
+                raise ValueError(f"--init-from {folder}: its weights do not fit this run's generator")
         disc = Path(folder) / "discriminator.safetensors"
         if disc.exists() and self.D_c is not None:
             from safetensors.torch import load_file
@@ -558,7 +578,12 @@ class Trainer:
         heat = heat / heat.amax(dim=(2, 3), keepdim=True).clamp_min(1e-8)
         heat = torch.nn.functional.interpolate(heat, size=color.shape[-2:], mode="bilinear", align_corners=False)
         heat = heat * 2 - 1
-        rows = torch.stack([gray, out.image.float(), color, heat.expand_as(color)], dim=1).flatten(0, 1)
+        image = out.image.float()
+        if self.config.generator_head == "logits":  # scores over ab bins: their colour, on the photo's L
+            ab = ab_from_bin_logits(image, ab_bin_centers(**self.config.ab_bins), DEFAULT_TEMPERATURE)
+            lightness = rgb_to_lab((color.float() + 1) / 2)[:, :1]
+            image = lab_to_rgb(torch.cat([lightness, ab], dim=1)) * 2 - 1
+        rows = torch.stack([gray, image, color, heat.expand_as(color)], dim=1).flatten(0, 1)
         path = self.out / "samples" / f"step_{self.step:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         save_image((rows + 1) / 2, path, nrow=4, padding=2)
@@ -567,4 +592,4 @@ class Trainer:
     def export(self, directory: str | os.PathLike[str]) -> Path:
         """Write G_g as a Colorizer folder (config.json + model.safetensors)."""
         size = self.config.export_working_size or self.config.crop_size
-        return export_generator(self.G_g, directory, self.config.generator_kwargs(), size)
+        return export_generator(self.G_g, directory, self.config.generator_kwargs(), size, ab_bins=self.config.ab_bins)
