@@ -233,6 +233,32 @@ def test_bad_model_folder_exits_2_with_clear_message_and_no_traceback(photos, mo
     assert not (tmp_path / "out").exists()
 
 
+def test_temperature_option_sets_a_bins_models_temperature_and_is_refused_for_image_models(
+    photos, model_dir, tmp_path, monkeypatch, capsys
+):
+    bins_dir = tmp_path / "bins"
+    Colorizer(
+        generator=dict(base_channels=8, num_groups=8, num_blocks=1, head="logits", out_channels=484),
+        working_size=32,
+        ab_bins={"bin_size": 10.0, "limit": 110.0},
+    ).save_pretrained(bins_dir)
+    seen = []
+    original = Colorizer.colorize
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.temperature)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Colorizer, "colorize", spy)
+    assert run("colorize", photos / "gray.png", "-o", tmp_path / "out", "--model", bins_dir, "--temperature", "0.7") == 0
+    assert seen == [0.7] and (tmp_path / "out" / "gray.png").is_file()
+    assert run("colorize", photos / "gray.png", "-o", tmp_path / "out2", "--model", model_dir, "--temperature", "0.7") == 2
+    assert "--temperature applies only to a model that predicts colour bins" in capsys.readouterr().err
+    assert not (tmp_path / "out2").exists()
+    with pytest.raises(SystemExit):
+        run("evaluate", photos, "--model", bins_dir, "--temperature", "0")
+
+
 def test_bad_device_exits_2(photos, model_dir, tmp_path, capsys):
     assert run("colorize", photos, "-o", tmp_path / "out", "--model", model_dir, "--device", "toaster") == 2
     assert "unknown device 'toaster'" in capsys.readouterr().err

@@ -783,8 +783,20 @@ def test_a_higher_temperature_averages_the_predicted_colours() -> None:
         model.generator.head[0].bias[7 * 22 + 6] = 19.0  # a = -35, b = -45
     value = np.full((33, 33), 119, np.uint8)
     warm = chroma(model.colorize(value))
+    # The mean of two opposite hues is grayer; a call can set the temperature without touching the model.
+    hot = model.colorize(value, temperature=5.0)
+    assert chroma(hot).mean() < warm.mean() - 10
+    np.testing.assert_array_equal(chroma(model.colorize(value)), warm)
+    assert model.temperature == 0.38
     model.temperature = 5.0
-    assert chroma(model.colorize(value)).mean() < warm.mean() - 10  # the mean of two opposite hues is grayer
+    np.testing.assert_array_equal(model.colorize(value), hot)
+    with pytest.raises(ValueError, match="temperature"):
+        model.colorize(value, temperature=0)
+
+
+def test_temperature_is_refused_for_a_model_that_outputs_an_image(model: Colorizer) -> None:
+    with pytest.raises(ValueError, match="only to a model that predicts ab bins"):
+        model.colorize(np.zeros((33, 33), np.uint8), temperature=0.5)
 
 
 @pytest.mark.parametrize(

@@ -79,6 +79,16 @@ def _saturation(text: str) -> float:
     return value
 
 
+def _temperature(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 10], got {text!r}") from None
+    if not 0.0 < value <= 10.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 10], got {text!r}")
+    return value
+
+
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
@@ -103,6 +113,15 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="S",
         help="scale of the predicted colour, in [0, 4]; below 1 is more muted (default: the model's own)",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=_temperature,
+        default=None,
+        metavar="T",
+        help="for a model that predicts colour bins (trained with --paired-loss ab-bins): annealed-mean "
+        "temperature in (0, 10]; 1 averages the likely colours, lower values pick the likeliest "
+        "(default: the model's own)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -233,6 +252,10 @@ def _load_model(args: argparse.Namespace) -> Any:
         raise UsageError(f"cannot use device {args.device!r}: {_one_line(err)}") from None
     if args.size is not None:
         model.working_size = args.size
+    if args.temperature is not None:
+        if model.ab_bins is None:
+            raise UsageError(f"--temperature applies only to a model that predicts colour bins; {name} outputs an image")
+        model.temperature = args.temperature
     return model
 
 

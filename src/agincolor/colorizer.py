@@ -171,8 +171,7 @@ class Colorizer(
     def _check_ab_bins(self, ab_bins: dict[str, float] | None, temperature: float) -> dict[str, float] | None:
         """Validate the bin grid against the generator's head; returns it with float values (or None)."""
         head, out = self.generator.head_kind, self.generator.out_channels
-        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not 0 < temperature <= 10:
-            raise ValueError(f"temperature must be a number in (0, 10], got {temperature!r}")
+        _check_temperature(temperature)
         if head == "image":
             if ab_bins is not None:
                 raise ValueError("ab_bins is only for a generator with head 'logits'; this one outputs an image")
@@ -392,7 +391,9 @@ class Colorizer(
         return side(height), side(width)
 
     @torch.no_grad()
-    def _chroma(self, grays: list[torch.Tensor], shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _chroma(
+        self, grays: list[torch.Tensor], shape: tuple[int, int], temperature: float | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the generator on gray images resized to ``shape``; returns (ab (N, 2, h, w), heatmap)."""
         param = next(self.generator.parameters())
         batch = torch.stack(
@@ -402,17 +403,24 @@ class Colorizer(
         if self.generator.in_channels == 3:
             x = x.expand(-1, 3, -1, -1)
         out = self.generator(x.clamp(-1, 1))
-        return self.chroma_of(out.image).cpu(), out.heatmap.float().cpu()
+        return self.chroma_of(out.image, temperature).cpu(), out.heatmap.float().cpu()
 
-    def chroma_of(self, output: torch.Tensor) -> torch.Tensor:
+    def chroma_of(self, output: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
         """CIELAB ab ``(N, 2, H, W)`` (float32) of the generator's raw ``image`` output: the chroma of the
-        colour image, or the annealed mean of the bin scores for an ``ab_bins`` model."""
+        colour image, or the annealed mean of the bin scores for an ``ab_bins`` model (at ``temperature``,
+        default the model's own)."""
         if self.ab_bins is not None:
-            return ab_from_bin_logits(output.float(), self.ab_centers.float(), self.temperature)
+            t = self.temperature if temperature is None else temperature
+            return ab_from_bin_logits(output.float(), self.ab_centers.float(), t)
         return rgb_to_lab(((output.float() + 1) / 2).clamp(0, 1))[:, 1:]
 
     def _colorize_prepared(
-        self, items: list[_Prepared], batch_size: int, with_attention: bool, saturation: float
+        self,
+        items: list[_Prepared],
+        batch_size: int,
+        with_attention: bool,
+        saturation: float,
+        temperature: float | None = None,
     ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         """Colorize prepared images; returns, per image, uint8 RGB (H, W, 3) and an optional heatmap (H, W)."""
         results: list[tuple[torch.Tensor, torch.Tensor | None] | None] = [None] * len(items)
@@ -422,7 +430,7 @@ class Colorizer(
         for shape, indices in groups.items():
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start : start + batch_size]
-                ab, heat = self._chroma([items[i].gray for i in chunk], shape)
+                ab, heat = self._chroma([items[i].gray for i in chunk], shape, temperature)
                 if saturation != 1.0:
                     ab = ab * saturation
                 for j, i in enumerate(chunk):
@@ -441,6 +449,7 @@ class Colorizer(
         batch_size: int = 8,
         return_attention: bool = False,
         saturation: float | None = None,
+        temperature: float | None = None,
     ) -> Any:
         """Colorize one image or a list of images; each comes back as the same kind it went in.
 
@@ -452,7 +461,8 @@ class Colorizer(
         Returns: a PIL RGB(A) image for PIL images and paths; a numpy (H, W, 3|4) array of the input's
         dtype; a tensor (3|4, H, W) or (N, 3|4, H, W) of the input's dtype and device; a list for a list.
         With ``return_attention=True`` each result is a :class:`ColorizeResult` (image, attention).
-        ``saturation`` overrides the model's chroma scale for this call.
+        ``saturation`` overrides the model's chroma scale for this call, and ``temperature`` the annealed-mean
+        temperature of a model that predicts ab bins (``ab_bins`` in its config; an error for other models).
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -460,11 +470,15 @@ class Colorizer(
             saturation = self.saturation
         elif isinstance(saturation, bool) or not isinstance(saturation, numbers.Real) or not 0 <= saturation <= 4:
             raise ValueError(f"saturation must be a number in [0, 4], got {saturation!r}")
+        if temperature is not None:
+            _check_temperature(temperature)
+            if self.ab_bins is None:
+                raise ValueError("temperature applies only to a model that predicts ab bins; this one outputs an image")
         if isinstance(image, torch.Tensor) and image.dim() == 4:
             if image.shape[0] == 0:
                 raise ValueError(f"cannot colorize an empty batch of shape {tuple(image.shape)}")
             batch = [self._prepare_tensor(t) for t in image]
-            outputs = self._colorize_prepared(batch, batch_size, return_attention, saturation)
+            outputs = self._colorize_prepared(batch, batch_size, return_attention, saturation, temperature)
             stacked = torch.stack([_to_tensor_like(rgb, p.alpha, image) for (rgb, _), p in zip(outputs, batch)])
             if return_attention:
                 heat = torch.stack([a for _, a in outputs])[:, None].to(image.device)  # type: ignore[misc]
@@ -472,7 +486,7 @@ class Colorizer(
             return stacked
         many = isinstance(image, (list, tuple))
         pairs = [self._prepare_one(im) for im in (image if many else [image])]  # type: ignore[union-attr]
-        outputs = self._colorize_prepared([p for p, _ in pairs], batch_size, return_attention, saturation)
+        outputs = self._colorize_prepared([p for p, _ in pairs], batch_size, return_attention, saturation, temperature)
         finished = []
         for (rgb, attention), (prep, original) in zip(outputs, pairs):
             out = _to_kind(rgb, prep.alpha, original)
@@ -498,6 +512,11 @@ class Colorizer(
     def forward(self, x: torch.Tensor) -> Any:
         """The generator's forward on (N, C, H, W) images in [-1, 1] (for users who want raw outputs)."""
         return self.generator(x)
+
+
+def _check_temperature(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value <= 10:
+        raise ValueError(f"temperature must be a number in (0, 10], got {value!r}")
 
 
 def open_image(path: str | os.PathLike[str]) -> Image.Image:
