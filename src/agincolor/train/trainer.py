@@ -175,7 +175,13 @@ class Trainer:
             else self.color_data
         )
         self.paired = config.paired_weight > 0
-        self.rebalance = self._colour_prior() if config.rebalance > 0 else None
+        # Pixel counts per ab bin of some training photos: the colour prior behind the rarity weights and
+        # the starting scores of a fresh ab-bins output layer.
+        needs_counts = config.rebalance > 0 or config.generator_head == "logits"
+        counts = self._colour_counts() if needs_counts else None
+        self.rebalance = (
+            L.ChromaRebalance.from_histogram(counts, power=config.rebalance) if config.rebalance > 0 else None
+        )
 
         gk = config.generator_kwargs()
         dk = config.discriminator_kwargs()
@@ -209,8 +215,9 @@ class Trainer:
         self.skipped = 0
         self.elapsed = 0.0
 
-        if config.init_from:
-            self._init_from(config.init_from)
+        head_loaded = self._init_from(config.init_from) if config.init_from else False
+        if counts is not None and self.G_g.head_kind == "logits" and not head_loaded:
+            self._start_head_at_prior(counts)
         resumed = resume and (self.out / CHECKPOINT_NAME).exists()
         if resumed:
             self.load_checkpoint(self.out / CHECKPOINT_NAME)
@@ -232,12 +239,12 @@ class Trainer:
             for t in list(net.parameters()) + list(net.buffers()):
                 dist.broadcast(t.data, src=0)
 
-    def _init_from(self, folder: str) -> None:
-        """Warm start G_g from an exported Colorizer folder (safetensors only).
+    def _init_from(self, folder: str) -> bool:
+        """Warm start G_g from an exported Colorizer folder (safetensors only); True if its output layer was loaded.
 
         The body (everything but the output layer) must match this run's; the output layer is loaded too
-        when it is of the same kind and size, and otherwise keeps its fresh initialisation (for instance
-        when an image model starts a run that predicts ab bins).
+        when it is of the same kind and size, and otherwise stays fresh (for instance when an image model
+        starts a run that predicts ab bins).
         """
         from ..colorizer import Colorizer
 
@@ -256,7 +263,9 @@ class Trainer:
         source = colorizer.generator
         if (source.head_kind, source.out_channels) == (self.G_g.head_kind, self.G_g.out_channels):
             self.G_g.load_state_dict(source.state_dict())
+            head_loaded = True
         else:
+            head_loaded = False
             body = {k: v for k, v in source.state_dict().items() if not k.startswith("head.")}
             missing, unexpected = self.G_g.load_state_dict(body, strict=False)
             if unexpected or any(not k.startswith("head.") for k in missing):
@@ -267,14 +276,27 @@ class Trainer:
 
             state = load_file(str(disc))
             self.D_c.load_state_dict({k: v.float() for k, v in state.items()})
+        return head_loaded
 
-    def _colour_prior(self) -> L.ChromaRebalance:
-        """Rarity weights for the paired term from ``rebalance_images`` training photos (same on every rank)."""
+    def _colour_counts(self) -> torch.Tensor:
+        """Pixel counts per ab bin of ``rebalance_images`` training photos (the same on every rank)."""
         cfg = self.config
         count = min(cfg.rebalance_images, len(self.color_data))
         picks = torch.randperm(len(self.color_data), generator=torch.Generator().manual_seed(cfg.seed))[:count]
-        counts = sum(L.ChromaRebalance.histogram(self.color_data[(int(i), 0)][0][None]) for i in picks)
-        return L.ChromaRebalance.from_histogram(counts, power=cfg.rebalance)
+        return sum(L.ChromaRebalance.histogram(self.color_data[(int(i), 0)][0][None]) for i in picks)
+
+    def _start_head_at_prior(self, counts: torch.Tensor) -> None:
+        """A fresh ab-bins output layer starts by predicting the training photos' colour distribution.
+
+        Its bias becomes the log of the (lightly smoothed) share of pixels in each bin and its weights are
+        scaled down, so the first steps need not learn the prior before anything else (the usual prior
+        initialisation of a classifier's bias).
+        """
+        share = (counts.flatten().double() + 1.0) / (counts.sum() + counts.numel())
+        conv = self.G_g.head[0]
+        with torch.no_grad():
+            conv.bias.copy_(share.log().to(conv.bias))
+            conv.weight.mul_(0.1)
 
     def state_dict(self) -> dict[str, Any]:
         rng: dict[str, Any] = {"torch": torch.get_rng_state()}
