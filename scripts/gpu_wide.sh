@@ -19,11 +19,8 @@ WORK=${WORK:-/tmp/agin_wide}
 EVAL_LIMIT=${EVAL_LIMIT:-}
 SNAPSHOT=${SNAPSHOT:-$((BUDGET / 4 + 10))}
 WORKERS=${WORKERS:-4}
-mkdir -p "$WORK/data" "$WORK/eval" "$OUT"
-tar xf gpu/train128.tar -C "$WORK/data"
-export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
-python3 -c "import torch; print('torch', torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())"
+source scripts/gpu_lib.sh
+gpu_setup gpu/train128.tar
 
 C=(--data "$WORK/data/train128" --num-groups 8 --adv-weight 0 --cycle-weight 0 --content-weight 0
    --cam-weight 0 --paired-weight 1 --paired-loss chroma-l2 --rebalance 0.5 --load-size 144 --crop-size 128
@@ -44,30 +41,15 @@ for run in w48 w64 c32; do tail -n 3 "$WORK/$run.out"; tail -n 1 "$WORK/$run/log
 jobs_file=$WORK/eval/jobs.txt
 : > "$jobs_file"
 for width in 48 64; do
-  for s in 0.9 1.0 1.1 1.2; do echo "w${width}_final_s$s $WORK/w$width/colorizer $s" >> "$jobs_file"; done
+  for s in 0.9 1.0 1.1 1.2; do echo "w${width}_final_s$s $WORK/w$width/colorizer --saturation $s" >> "$jobs_file"; done
   for d in "$WORK"/w$width/snapshots/*; do
-    [ -d "$d" ] && echo "w${width}_$(basename "$d")_s1.0 $d 1.0" >> "$jobs_file"
+    [ -d "$d" ] && echo "w${width}_$(basename "$d")_s1.0 $d --saturation 1.0" >> "$jobs_file"
   done
 done
-for s in 0.9 1.0 1.1; do echo "c32_final_s$s $WORK/c32/colorizer $s" >> "$jobs_file"; done
-for d in "$WORK"/c32/snapshots/*; do [ -d "$d" ] && echo "c32_$(basename "$d")_s1.0 $d 1.0" >> "$jobs_file"; done
-echo "bundled_v0.3_s0.95 src/agincolor/pretrained 0.95" >> "$jobs_file"
-evaluate_one() {  # name, model folder, saturation
-  python3 -m agincolor evaluate gpu/bsds500 --model "$2" --saturation "$3" --device "$DEVICE" --json \
-      --no-progress ${EVAL_LIMIT:+--limit $EVAL_LIMIT} > "$WORK/eval/$1.json" 2> "$WORK/eval/$1.err"
-}
-export -f evaluate_one
-export WORK DEVICE EVAL_LIMIT
-xargs -P 15 -L 1 bash -c 'evaluate_one "$@"' _ < "$jobs_file"
-python3 - "$WORK/eval" <<'EOF'
-import json, sys, pathlib
-for p in sorted(pathlib.Path(sys.argv[1]).glob("*.json")):
-    try:
-        m = json.loads(p.read_text())["metrics"]["model"]
-        print(f"{p.stem:40s} {m['psnr']:.3f} {m['ssim']:.4f} {m['colorfulness']:.2f}")
-    except Exception as err:
-        print(p.stem, "failed:", err)
-EOF
+for s in 0.9 1.0 1.1; do echo "c32_final_s$s $WORK/c32/colorizer --saturation $s" >> "$jobs_file"; done
+for d in "$WORK"/c32/snapshots/*; do [ -d "$d" ] && echo "c32_$(basename "$d")_s1.0 $d --saturation 1.0" >> "$jobs_file"; done
+echo "bundled_v0.3_s0.95 src/agincolor/pretrained --saturation 0.95" >> "$jobs_file"
+gpu_evaluate
 
 cd "$WORK"
 tar cf "$OUT/results.tar" eval ./*.out ./*/log.jsonl

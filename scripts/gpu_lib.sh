@@ -1,0 +1,32 @@
+# Shared steps of the lent-GPU scripts (sourced by scripts/gpu_wide.sh and scripts/gpu_bins.sh).
+# Expects OUT, WORK and DEVICE set; EVAL_LIMIT optional (evaluate only the first N validation photos).
+
+gpu_setup() {  # unpack the training photos (arg: tar path), print the machine
+  mkdir -p "$WORK/data" "$WORK/eval" "$OUT"
+  tar xf "$1" -C "$WORK/data"
+  export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
+  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
+  python3 -c "import torch; print('torch', torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())"
+}
+
+evaluate_one() {  # name, model folder, extra agincolor evaluate options...
+  local name=$1 model=$2
+  shift 2
+  python3 -m agincolor evaluate gpu/bsds500 --model "$model" "$@" --device "$DEVICE" --json --no-progress \
+      ${EVAL_LIMIT:+--limit $EVAL_LIMIT} > "$WORK/eval/$name.json" 2> "$WORK/eval/$name.err"
+}
+
+gpu_evaluate() {  # run every line "name model-folder options..." of $WORK/eval/jobs.txt, 15 at a time
+  export -f evaluate_one
+  export WORK DEVICE EVAL_LIMIT
+  xargs -P 15 -L 1 bash -c 'evaluate_one "$@"' _ < "$WORK/eval/jobs.txt"
+  python3 - "$WORK/eval" <<'PY'
+import json, sys, pathlib
+for p in sorted(pathlib.Path(sys.argv[1]).glob("*.json")):
+    try:
+        m = json.loads(p.read_text())["metrics"]["model"]
+        print(f"{p.stem:40s} {m['psnr']:.3f} {m['ssim']:.4f} {m['colorfulness']:.2f}")
+    except Exception as err:
+        print(p.stem, "failed:", err)
+PY
+}
