@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..attention import POOLINGS
-from ..norm import AGIN_RHO_INIT, GIN_RHO_INIT
 from ..color import AB_BIN_SIZE, AB_LIMIT, ab_bin_count
+from ..norm import AGIN_RHO_INIT, GIN_RHO_INIT
 from .losses import BIN_LOSSES, PAIRED_LOSSES
 
 __all__ = ["TrainConfig", "ARCHITECTURE_FIELDS"]
@@ -185,7 +185,7 @@ class TrainConfig:
 
     @property
     def generator_head(self) -> str:
-        """"logits" (scores over ab bins) for the classification form of the paired term, else "image"."""
+        """G_g's output layer: "logits" (scores over ab bins) for the ab-bins paired term, else "image"."""
         return "logits" if self.paired_loss in BIN_LOSSES else "image"
 
     @property
@@ -194,7 +194,7 @@ class TrainConfig:
         return {"bin_size": AB_BIN_SIZE, "limit": AB_LIMIT} if self.generator_head == "logits" else None
 
     def generator_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of G_g (an image generator's leave out ``head`` and ``out_channels``)."""
+        """Keyword arguments of G_g (``head`` and ``out_channels`` only for a generator of ab-bin scores)."""
         extra: dict[str, Any] = {}
         if self.generator_head == "logits":
             extra = {"head": "logits", "out_channels": ab_bin_count(AB_BIN_SIZE, AB_LIMIT) ** 2}
