@@ -12,13 +12,9 @@
 # Returns results.tar (training logs, one evaluation JSON per model and temperature) and the final fp16
 # Colorizer folders b32.tar and b48.tar. DEVICE=cpu BUDGET=20 EVAL_LIMIT=4 WORKERS=1 is a CPU smoke test.
 set -u
-BUDGET=${BUDGET:-360}
-DEVICE=${DEVICE:-cuda}
 WORK=${WORK:-/tmp/agin_bins}
-EVAL_LIMIT=${EVAL_LIMIT:-}
-SNAPSHOT=${SNAPSHOT:-$((BUDGET / 4 + 10))}
 WORKERS=${WORKERS:-6}
-source scripts/gpu_lib.sh
+source scripts/gpu_lib.sh  # BUDGET, DEVICE, SNAPSHOT, EVAL_LIMIT
 gpu_setup gpu/train128.tar
 
 C=(--data "$WORK/data/train128" --num-groups 8 --adv-weight 0 --cycle-weight 0 --content-weight 0

@@ -1,5 +1,11 @@
 # Shared steps of the lent-GPU scripts (sourced by scripts/gpu_wide.sh and scripts/gpu_bins.sh).
-# Expects OUT, WORK and DEVICE set; EVAL_LIMIT optional (evaluate only the first N validation photos).
+# Expects OUT and WORK set. Settings, from the environment or these defaults: BUDGET (training seconds
+# per run, 360), DEVICE (cuda), SNAPSHOT (seconds between snapshots, a quarter of BUDGET plus 10),
+# EVAL_LIMIT (evaluate only the first N validation photos; empty: all).
+BUDGET=${BUDGET:-360}
+DEVICE=${DEVICE:-cuda}
+SNAPSHOT=${SNAPSHOT:-$((BUDGET / 4 + 10))}
+EVAL_LIMIT=${EVAL_LIMIT:-}
 
 gpu_setup() {  # unpack the training photos (arg: tar path), print the machine
   mkdir -p "$WORK/data" "$WORK/eval" "$OUT"

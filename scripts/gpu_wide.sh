@@ -13,13 +13,9 @@
 # the final fp16 Colorizer folders (w48.tar, c32.tar; w64.tar split in 15 MB parts: `cat w64.tar.* | tar x`).
 # DEVICE=cpu BUDGET=20 EVAL_LIMIT=8 runs the same steps on a CPU, as a smoke test.
 set -u
-BUDGET=${BUDGET:-360}
-DEVICE=${DEVICE:-cuda}
 WORK=${WORK:-/tmp/agin_wide}
-EVAL_LIMIT=${EVAL_LIMIT:-}
-SNAPSHOT=${SNAPSHOT:-$((BUDGET / 4 + 10))}
 WORKERS=${WORKERS:-4}
-source scripts/gpu_lib.sh
+source scripts/gpu_lib.sh  # BUDGET, DEVICE, SNAPSHOT, EVAL_LIMIT
 gpu_setup gpu/train128.tar
 
 C=(--data "$WORK/data/train128" --num-groups 8 --adv-weight 0 --cycle-weight 0 --content-weight 0

@@ -171,15 +171,21 @@ def test_attention_writes_heatmap_beside_each_output(photos, model_dir, tmp_path
         assert (out / relative).is_file()
 
 
-def test_size_option_sets_the_working_size(photos, model_dir, tmp_path, monkeypatch):
+def spy_on_colorize(monkeypatch, attribute: str) -> list:
+    """Record the Colorizer's ``attribute`` at each colorize call."""
     seen = []
     original = Colorizer.colorize
 
     def spy(self, *args, **kwargs):
-        seen.append(self.working_size)
+        seen.append(getattr(self, attribute))
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Colorizer, "colorize", spy)
+    return seen
+
+
+def test_size_option_sets_the_working_size(photos, model_dir, tmp_path, monkeypatch):
+    seen = spy_on_colorize(monkeypatch, "working_size")
     run("colorize", photos / "gray.png", "-o", tmp_path / "out", "--model", model_dir, "--size", "48")
     assert seen == [48]
 
@@ -242,14 +248,7 @@ def test_temperature_option_sets_a_bins_models_temperature_and_is_refused_for_im
         working_size=32,
         ab_bins={"bin_size": 10.0, "limit": 110.0},
     ).save_pretrained(bins_dir)
-    seen = []
-    original = Colorizer.colorize
-
-    def spy(self, *args, **kwargs):
-        seen.append(self.temperature)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Colorizer, "colorize", spy)
+    seen = spy_on_colorize(monkeypatch, "temperature")
     assert run("colorize", photos / "gray.png", "-o", tmp_path / "out", "--model", bins_dir, "--temperature", "0.7") == 0
     assert seen == [0.7] and (tmp_path / "out" / "gray.png").is_file()
     assert run("colorize", photos / "gray.png", "-o", tmp_path / "out2", "--model", model_dir, "--temperature", "0.7") == 2
