@@ -175,13 +175,10 @@ class Trainer:
             else self.color_data
         )
         self.paired = config.paired_weight > 0
-        # Pixel counts per ab bin of some training photos: the colour prior behind the rarity weights and
-        # the starting scores of a fresh ab-bins output layer.
-        needs_counts = config.rebalance > 0 or config.generator_head == "logits"
-        counts = self._colour_counts() if needs_counts else None
-        self.rebalance = (
-            L.ChromaRebalance.from_histogram(counts, power=config.rebalance) if config.rebalance > 0 else None
-        )
+        # Pixel counts per ab bin of some training photos: the colour prior behind the rarity weights and,
+        # below, the starting scores of a fresh ab-bins output layer (counted once, only when needed).
+        counts = self._colour_counts() if config.rebalance > 0 else None
+        self.rebalance = None if counts is None else L.ChromaRebalance.from_histogram(counts, power=config.rebalance)
 
         gk = config.generator_kwargs()
         dk = config.discriminator_kwargs()
@@ -216,13 +213,14 @@ class Trainer:
         self.elapsed = 0.0
 
         head_loaded = self._init_from(config.init_from) if config.init_from else False
-        if counts is not None and self.G_g.head_kind == "logits" and not head_loaded:
-            self._start_head_at_prior(counts)
         resumed = resume and (self.out / CHECKPOINT_NAME).exists()
         if resumed:
             self.load_checkpoint(self.out / CHECKPOINT_NAME)
-        elif self.world.enabled:
-            self._broadcast_parameters()
+        else:
+            if self.G_g.head_kind == "logits" and not head_loaded:
+                self._start_head_at_prior(counts if counts is not None else self._colour_counts())
+            if self.world.enabled:
+                self._broadcast_parameters()
 
     # ----------------------------------------------------------------------------------------- state
     def _networks(self) -> dict[str, nn.Module]:
