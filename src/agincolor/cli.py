@@ -69,24 +69,20 @@ def _working_size(text: str) -> int:
     return value
 
 
-def _saturation(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 4], got {text!r}") from None
-    if not 0.0 <= value <= 4.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 4], got {text!r}")
-    return value
+def _number_in(low: float, high: float, low_open: bool = False) -> Any:
+    """An argparse type: a float in [low, high], or in (low, high] with ``low_open``."""
+    span = f"{'(' if low_open else '['}{low:g}, {high:g}]"
 
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not ((low < value) if low_open else (low <= value)) or not value <= high:
+            raise argparse.ArgumentTypeError(f"expected a number in {span}, got {text!r}")
+        return value
 
-def _temperature(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 10], got {text!r}") from None
-    if not 0.0 < value <= 10.0:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 10], got {text!r}")
-    return value
+    return parse
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -109,14 +105,14 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=_positive_int, default=8, metavar="N", help="images per forward pass")
     parser.add_argument(
         "--saturation",
-        type=_saturation,
+        type=_number_in(0.0, 4.0),
         default=None,
         metavar="S",
         help="scale of the predicted colour, in [0, 4]; below 1 is more muted (default: the model's own)",
     )
     parser.add_argument(
         "--temperature",
-        type=_temperature,
+        type=_number_in(0.0, 10.0, low_open=True),
         default=None,
         metavar="T",
         help="for a model that predicts colour bins (trained with --paired-loss ab-bins): annealed-mean "

@@ -149,8 +149,7 @@ class Colorizer(
             )
         if isinstance(working_size, bool) or not isinstance(working_size, int) or working_size < MIN_SIZE:
             raise ValueError(f"working_size must be an int >= {MIN_SIZE}, got {working_size!r}")
-        if isinstance(saturation, bool) or not isinstance(saturation, numbers.Real) or not 0 <= saturation <= 4:
-            raise ValueError(f"saturation must be a number in [0, 4], got {saturation!r}")
+        _check_saturation(saturation)
         self.saturation = float(saturation)
         generator = dict(generator or {})
         if "pooling" in generator:
@@ -468,8 +467,8 @@ class Colorizer(
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if saturation is None:
             saturation = self.saturation
-        elif isinstance(saturation, bool) or not isinstance(saturation, numbers.Real) or not 0 <= saturation <= 4:
-            raise ValueError(f"saturation must be a number in [0, 4], got {saturation!r}")
+        else:
+            _check_saturation(saturation)
         if temperature is not None:
             _check_temperature(temperature)
             if self.ab_bins is None:
@@ -512,6 +511,11 @@ class Colorizer(
     def forward(self, x: torch.Tensor) -> Any:
         """The generator's forward on (N, C, H, W) images in [-1, 1] (for users who want raw outputs)."""
         return self.generator(x)
+
+
+def _check_saturation(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 4:
+        raise ValueError(f"saturation must be a number in [0, 4], got {value!r}")
 
 
 def _check_temperature(value: object) -> None:
