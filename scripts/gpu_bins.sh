@@ -17,11 +17,8 @@ WORKERS=${WORKERS:-6}
 source scripts/gpu_lib.sh  # BUDGET, DEVICE, SNAPSHOT, EVAL_LIMIT
 gpu_setup gpu/train128.tar
 
-C=(--data "$WORK/data/train128" --num-groups 8 --adv-weight 0 --cycle-weight 0 --content-weight 0
-   --cam-weight 0 --paired-weight 1 --paired-loss ab-bins --rebalance 0.5 --load-size 128 --crop-size 128
-   --batch-size 64 --beta1 0.9 --amp --channels-last --device "$DEVICE" --workers "$WORKERS"
-   --time-budget "$BUDGET" --steps 1000000 --snapshot-every "$SNAPSHOT" --log-every 50 --sample-every 1000000
-   --checkpoint-every 1000000 --export-working-size 128 --no-progress)
+supervised_args
+C=("${SUPERVISED[@]}" --paired-loss ab-bins --load-size 128)
 python3 -m agincolor train "${C[@]}" --base-channels 32 --init-from src/agincolor/pretrained --lr 5e-4 \
     --decay-start 0.3 --out "$WORK/b32" > "$WORK/b32.out" 2>&1 &
 python3 -m agincolor train "${C[@]}" --base-channels 48 --lr 1e-3 --decay-start 0.4 --seed 1 \

@@ -18,11 +18,8 @@ WORKERS=${WORKERS:-4}
 source scripts/gpu_lib.sh  # BUDGET, DEVICE, SNAPSHOT, EVAL_LIMIT
 gpu_setup gpu/train128.tar
 
-C=(--data "$WORK/data/train128" --num-groups 8 --adv-weight 0 --cycle-weight 0 --content-weight 0
-   --cam-weight 0 --paired-weight 1 --paired-loss chroma-l2 --rebalance 0.5 --load-size 144 --crop-size 128
-   --batch-size 64 --beta1 0.9 --lr 2e-4 --decay-start 0.4 --amp --channels-last --device "$DEVICE"
-   --workers "$WORKERS" --time-budget "$BUDGET" --steps 1000000 --snapshot-every "$SNAPSHOT" --log-every 50
-   --sample-every 1000000 --checkpoint-every 1000000 --export-working-size 128 --no-progress)
+supervised_args
+C=("${SUPERVISED[@]}" --paired-loss chroma-l2 --load-size 144 --lr 2e-4 --decay-start 0.4)
 for width in 48 64; do
   python3 -m agincolor train "${C[@]}" --base-channels "$width" --out "$WORK/w$width" \
       > "$WORK/w$width.out" 2>&1 &
