@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from agincolor import AGIN, Colorizer, GroupInstanceNorm
-from agincolor.color import lab_to_rgb, rgb_to_lab
+from agincolor.color import ab_bin_centers, ab_bin_index, ab_from_bin_logits, lab_to_rgb, rgb_to_lab
 from agincolor.train import CHECKPOINT_NAME, TrainConfig, Trainer, export_generator, to_gray
 from agincolor.train.losses import ChromaRebalance, paired_loss
 
@@ -293,8 +293,6 @@ def test_rebalanced_supervised_run_writes_timed_snapshots_that_load(data_dir: Pa
 
 
 def test_ab_bins_loss_is_the_cross_entropy_of_each_pixels_true_bin() -> None:
-    from agincolor.color import ab_bin_index
-
     torch.manual_seed(0)
     y = torch.rand(2, 3, 8, 8) * 2 - 1
     true_bins = ab_bin_index(rgb_to_lab((y + 1) / 2)[:, 1:])  # (2, 8, 8)
@@ -313,6 +311,21 @@ def test_ab_bins_loss_is_the_cross_entropy_of_each_pixels_true_bin() -> None:
         paired_loss(y, y, "ab-bins")  # an image where logits belong
 
 
+def test_fresh_ab_bins_run_starts_its_output_layer_at_the_colour_prior(data_dir: Path, tmp_path: Path) -> None:
+    config = _config(
+        data_dir, tmp_path / "bins", steps=1, paired_loss="ab-bins", paired_weight=1.0, adv_weight=0.0,
+        cycle_weight=0.0, content_weight=0.0, cam_weight=0.0, rebalance_images=4,
+    )  # fmt: skip
+    trainer = Trainer(config, progress=False)
+    counts = trainer._colour_counts().flatten()
+    prior = (counts + 1) / (counts.sum() + counts.numel())
+    assert int(trainer.G_g.head[0].bias.argmax()) == int(counts.argmax())
+    assert torch.allclose(trainer.G_g.head[0].bias.double(), prior.log(), atol=1e-4)
+    y = _batch(trainer, range(len(trainer.color_data)))
+    with torch.no_grad():  # better than uniform scores
+        assert float(paired_loss(trainer.G_g(to_gray(y)).image, y, "ab-bins")) < 0.8 * math.log(484)
+
+
 def test_ab_bins_run_starts_from_an_image_models_body_and_exports_a_bins_colorizer(
     data_dir: Path, tmp_path: Path
 ) -> None:
@@ -321,6 +334,14 @@ def test_ab_bins_run_starts_from_an_image_models_body_and_exports_a_bins_coloriz
         cycle_weight=0.0, content_weight=0.0, cam_weight=0.0,
     )  # fmt: skip
     Trainer(image_run, progress=False).train()
+    # Keep only the centre tap of the image model's 7x7 output conv, so that its chroma is a smooth function
+    # of a linear map of its last features, which the new layer can then reproduce.
+    weights_file = tmp_path / "image" / "colorizer" / "model.safetensors"
+    weights = load_file(str(weights_file))
+    key = "generator.head.0.1.weight"  # the conv after the reflection padding
+    centre = torch.zeros_like(weights[key])
+    centre[..., 3, 3] = weights[key][..., 3, 3] * 4
+    save_file({**weights, key: centre}, str(weights_file))
     source = Colorizer.from_pretrained(tmp_path / "image" / "colorizer").generator.state_dict()
 
     config = dataclasses.replace(
@@ -339,13 +360,17 @@ def test_ab_bins_run_starts_from_an_image_models_body_and_exports_a_bins_coloriz
         with torch.no_grad():
             return float(paired_loss(trainer.G_g(to_gray(y)).image, y, "ab-bins"))
 
-    # The fresh output layer starts at the colour prior of the training photos, better than uniform scores.
+    # The fresh output layer starts at the image model's own colours: its annealed mean at any temperature
+    # is close to the chroma the image model gives the same photos, far closer than a constant colour.
+    parent = Colorizer.from_pretrained(tmp_path / "image" / "colorizer")
+    with torch.no_grad():
+        parent_ab = rgb_to_lab((parent.generator(to_gray(y)).image + 1) / 2)[:, 1:]
+        logits = trainer.G_g(to_gray(y)).image
+    spread = (parent_ab - parent_ab.mean(dim=(0, 2, 3), keepdim=True)).abs().mean()
+    for t in (0.38, 1.0):
+        start_ab = ab_from_bin_logits(logits, ab_bin_centers(), t)
+        assert (start_ab - parent_ab).abs().mean() < 0.2 * spread, t
     before = error()
-    counts = trainer._colour_counts().flatten()
-    prior = (counts + 1) / (counts.sum() + counts.numel())
-    assert int(trainer.G_g.head[0].bias.argmax()) == int(counts.argmax())
-    assert torch.allclose(trainer.G_g.head[0].bias.double(), prior.log(), atol=1e-4)
-    assert before < 0.8 * math.log(484)
     trainer.train()
     assert error() < 0.85 * before  # and it learns beyond the prior
     assert (tmp_path / "bins" / "samples" / "step_0000040.png").is_file()

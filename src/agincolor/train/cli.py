@@ -60,7 +60,7 @@ _HELP = {
     "checkpoint_every": "steps between checkpoints",
     "time_budget": "also stop after this many seconds of training; the decay then follows elapsed time",
     "snapshot_every": "also export G_g every this many seconds of training to OUT/snapshots/<seconds>s-step<step>",
-    "init_from": "warm-start G_g from a Colorizer folder (config.json + model.safetensors)",
+    "init_from": "warm-start G_g from a Colorizer folder (config.json + model.safetensors); an ab-bins run from an image model starts its new output layer at that model's colours",
     "export_working_size": "working resolution written into the exported Colorizer (default: crop size)",
 }
 

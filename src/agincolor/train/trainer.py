@@ -19,9 +19,10 @@ from typing import Any, Iterator
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
-from ..color import ab_bin_centers, ab_from_bin_logits, lab_to_rgb, rgb_to_gray, rgb_to_lab
+from ..color import ab_bin_centers, ab_bin_index, ab_from_bin_logits, lab_to_rgb, rgb_to_gray, rgb_to_lab
 from ..colorizer import DEFAULT_TEMPERATURE
 from ..discriminator import Discriminator
 from ..generator import Generator
@@ -33,6 +34,8 @@ from .data import ImageFolder, StepBatchSampler, collate
 __all__ = ["Trainer", "export_generator", "CHECKPOINT_NAME", "atomic_save"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
+#: Widths (CIELAB units) tried for the Gaussian that starts an ab-bins layer at its parent's colours.
+HEAD_SIGMAS = (4.0, 6.0, 8.0, 10.0, 12.0, 15.0, 20.0, 25.0, 30.0)
 
 
 def atomic_save(obj: Any, path: Path) -> None:
@@ -212,13 +215,17 @@ class Trainer:
         self.skipped = 0
         self.elapsed = 0.0
 
-        head_loaded = self._init_from(config.init_from) if config.init_from else False
+        parent = self._init_from(config.init_from) if config.init_from else None
+        head_loaded = parent is not None and parent.head_kind == self.G_g.head_kind
         resumed = resume and (self.out / CHECKPOINT_NAME).exists()
         if resumed:
             self.load_checkpoint(self.out / CHECKPOINT_NAME)
         else:
             if self.G_g.head_kind == "logits" and not head_loaded:
-                self._start_head_at_prior(counts if counts is not None else self._colour_counts())
+                if parent is not None and parent.head_kind == "image":
+                    self._start_head_at_parent(parent)
+                else:
+                    self._start_head_at_prior(counts if counts is not None else self._colour_counts())
             if self.world.enabled:
                 self._broadcast_parameters()
 
@@ -237,8 +244,8 @@ class Trainer:
             for t in list(net.parameters()) + list(net.buffers()):
                 dist.broadcast(t.data, src=0)
 
-    def _init_from(self, folder: str) -> bool:
-        """Warm start G_g from an exported Colorizer folder (safetensors only); True if its output layer was loaded.
+    def _init_from(self, folder: str) -> Generator:
+        """Warm start G_g from an exported Colorizer folder (safetensors only); returns that folder's generator.
 
         The body (everything but the output layer) must match this run's; the output layer is loaded too
         when it is of the same kind and size, and otherwise stays fresh (for instance when an image model
@@ -261,9 +268,7 @@ class Trainer:
         source = colorizer.generator
         if (source.head_kind, source.out_channels) == (self.G_g.head_kind, self.G_g.out_channels):
             self.G_g.load_state_dict(source.state_dict())
-            head_loaded = True
         else:
-            head_loaded = False
             body = {k: v for k, v in source.state_dict().items() if not k.startswith("head.")}
             missing, unexpected = self.G_g.load_state_dict(body, strict=False)
             if unexpected or any(not k.startswith("head.") for k in missing):
@@ -274,7 +279,7 @@ class Trainer:
 
             state = load_file(str(disc))
             self.D_c.load_state_dict({k: v.float() for k, v in state.items()})
-        return head_loaded
+        return source.to(self.device)
 
     def _colour_counts(self) -> torch.Tensor:
         """Pixel counts per ab bin of ``rebalance_images`` training photos (the same on every rank)."""
@@ -295,6 +300,54 @@ class Trainer:
         with torch.no_grad():
             conv.bias.copy_(share.log().to(conv.bias))
             conv.weight.mul_(0.1)
+
+    @torch.no_grad()
+    def _start_head_at_parent(self, parent: Generator, images: int = 64) -> None:
+        """A fresh ab-bins output layer of a run warm-started from an image model starts at that model's colours.
+
+        The layer is linear in the last features ``f``, and so is the Gaussian log-likelihood of bin centre
+        ``c_k`` around a prediction ``m``: ``(c_k . m - |c_k|^2 / 2) / sigma^2`` plus a term that is the same
+        for every bin. So with ``m = W f + b``, the least-squares fit of the parent's chroma (CIELAB ab of its
+        output) on ``f`` over ``images`` training photos, the layer's scores are a Gaussian over the bins
+        centred on (nearly) what the parent predicts, and the run starts as good as its parent instead of
+        at the colour prior. ``sigma`` is the one of a few widths whose scores have the lowest cross-entropy
+        against the photos' true bins. The annealed mean of a Gaussian is its centre at any temperature.
+        """
+        captured: list[torch.Tensor] = []
+        hook = parent.head.register_forward_hook(lambda module, args, output: captured.append(args[0]))
+        was_training = parent.training
+        parent.eval()
+        grid = self.config.ab_bins
+        features, predicted, truth = [], [], []
+        try:
+            count = min(images, len(self.color_data))
+            picks = torch.randperm(len(self.color_data), generator=torch.Generator().manual_seed(self.config.seed))
+            for i in picks[:count].tolist():
+                color = self.color_data[(i, 0)][0][None].to(self.device)
+                captured.clear()
+                out = parent(to_gray(color))
+                f = captured[0].float()[0].flatten(1).T  # (pixels, C)
+                features.append(f[::4])  # every 4th pixel is plenty for C + 1 unknowns
+                ab = rgb_to_lab(((out.image.float() + 1) / 2).clamp(0, 1))[0, 1:].flatten(1).T
+                predicted.append(ab[::4])
+                truth.append(rgb_to_lab((color.float() + 1) / 2)[0, 1:].flatten(1).T[::4])
+        finally:
+            hook.remove()
+            parent.train(was_training)
+        f = torch.cat(features).double().cpu()
+        x = torch.cat([f, torch.ones(len(f), 1, dtype=f.dtype)], dim=1)
+        fit = torch.linalg.lstsq(x, torch.cat(predicted).double().cpu()).solution  # (C + 1, 2)
+        centers = ab_bin_centers(**grid).double()  # (Q, 2)
+        half_norm = centers.square().sum(dim=1) / 2
+        target = ab_bin_index(torch.cat(truth).T.cpu()[:, :, None], **grid)[:, 0]
+        mean = x @ fit
+        best = min(
+            HEAD_SIGMAS,
+            key=lambda s: F.cross_entropy(((mean @ centers.T - half_norm) / s**2).float(), target).item(),
+        )
+        conv = self.G_g.head[0]
+        conv.weight.copy_((centers @ fit[:-1].T / best**2).view_as(conv.weight).to(conv.weight))
+        conv.bias.copy_(((centers @ fit[-1] - half_norm) / best**2).to(conv.bias))
 
     def state_dict(self) -> dict[str, Any]:
         rng: dict[str, Any] = {"torch": torch.get_rng_state()}
