@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A lent GPU session (H100/H200, about 10 minutes of device time) for colour as classification
 # (`--paired-loss ab-bins`, docs/training.md): two runs side by side on the one GPU, the bundled 32-channel
-# model's body with a new 484-bin output layer, and a 48-channel generator from scratch; rarity weights
-# (--rebalance 0.5), whole 128 px photos with flips (the scale the Colorizer runs at), no discriminator.
+# model's body with a new 484-bin output layer that starts at the bundled model's own colours (so a gentle
+# learning rate), and a 48-channel generator from scratch; rarity weights (--rebalance 0.5), whole 128 px
+# photos with flips (the scale the Colorizer runs at), no discriminator.
 # Then every snapshot and both final models are evaluated with `agincolor evaluate` on the validation
 # photos at several annealed-mean temperatures.
 #
@@ -19,7 +20,7 @@ gpu_setup gpu/train128.tar
 
 supervised_args
 C=("${SUPERVISED[@]}" --paired-loss ab-bins --load-size 128)
-python3 -m agincolor train "${C[@]}" --base-channels 32 --init-from src/agincolor/pretrained --lr 5e-4 \
+python3 -m agincolor train "${C[@]}" --base-channels 32 --init-from src/agincolor/pretrained --lr 2e-4 \
     --decay-start 0.3 --out "$WORK/b32" > "$WORK/b32.out" 2>&1 &
 python3 -m agincolor train "${C[@]}" --base-channels 48 --lr 1e-3 --decay-start 0.4 --seed 1 \
     --out "$WORK/b48" > "$WORK/b48.out" 2>&1 &
