@@ -582,6 +582,32 @@ def test_unreadable_images_are_skipped_with_one_warning_each_and_counted(tmp_pat
     assert (out / "colorizer" / "model.safetensors").is_file()
 
 
+def test_random_resized_crops_cover_the_asked_share_of_the_image(tmp_path: Path) -> None:
+    from agincolor.train.data import ImageFolder
+
+    # A horizontal ramp: a crop's side shows as the range of values along one of its rows.
+    ramp = np.tile(np.linspace(0, 255, 64), (64, 1))
+    Image.fromarray(np.stack([ramp] * 3, axis=-1).round().astype(np.uint8)).save(tmp_path / "ramp.png")
+
+    def sides(folder: ImageFolder) -> list[float]:
+        out = []
+        for seed in range(40):
+            row = (folder[(0, seed)][0][0, 16] + 1) * 127.5  # a middle row, back in 0..255
+            out.append(float(row.max() - row.min()) / 255 * 63 + 1)  # the crop's side in load-size pixels
+        return out
+
+    plain = sides(ImageFolder(tmp_path, load_size=64, crop_size=32, flip=False))
+    assert all(abs(side - 32) < 1.5 for side in plain)  # scale_min 1: a plain 32 px crop, as before
+    zoomed = sides(ImageFolder(tmp_path, load_size=64, crop_size=32, flip=False, scale_min=0.25))
+    assert all(32 - 2 <= side <= 64 + 1 for side in zoomed)  # between a quarter and all of the area ...
+    assert min(zoomed) < 40 and max(zoomed) > 56  # ... spread over that range
+    item = ImageFolder(tmp_path, load_size=64, crop_size=32, flip=False, scale_min=0.25)[(0, 3)][0]
+    assert item.shape == (3, 32, 32) and item.dtype == torch.float32
+    assert torch.equal(item, ImageFolder(tmp_path, load_size=64, crop_size=32, flip=False, scale_min=0.25)[(0, 3)][0])
+    with pytest.raises(ValueError, match="scale_min"):
+        ImageFolder(tmp_path, load_size=64, crop_size=32, scale_min=0.0)
+
+
 def test_empty_or_missing_data_folder_is_refused_at_construction(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -706,6 +732,8 @@ def test_example_script_help_lists_every_config_field() -> None:
         (dict(rebalance=0.5, paired_weight=1.0, rebalance_images=0), "rebalance_images"),
         (dict(time_budget=0.0), "time_budget"),
         (dict(snapshot_every=-60.0), "snapshot_every"),
+        (dict(scale_min=0.0), "scale_min"),
+        (dict(scale_min=1.5), "scale_min"),
         (dict(paired_loss="ab-bins", paired_weight=1.0), "ab-bins"),
         (dict(paired_loss="ab-bins", paired_weight=1.0, adv_weight=0.0, cycle_weight=0.0), "content_weight"),
     ],

@@ -19,6 +19,7 @@ _HELP = {
     "load_size": "images are resized to this square size before cropping (paper: 286)",
     "crop_size": "random crop size, the training resolution (paper: 256)",
     "flip": "random horizontal flips",
+    "scale_min": "below 1: random-resized crops covering this share of the resized image's area or more, resized to --crop-size",
     "batch_size": "images per step per process (paper: 1)",
     "steps": "training steps",
     "decay_start": "fraction of the run after which the learning rate decays linearly to zero",

@@ -41,6 +41,10 @@ class TrainConfig:
     independently (unpaired) unless ``paired_weight`` > 0, when each gray image is the luminance of the
     colour image beside it; ``gray_data`` takes gray images from a second folder instead (unpaired only).
     Images are resized to ``load_size`` and randomly cropped to ``crop_size`` with horizontal flips.
+    ``scale_min`` < 1 makes the crops random-resized instead: a square covering a random share in
+    [``scale_min``, 1] of the resized image's area, resized to ``crop_size``, so the network sees its
+    photos at several scales (``load_size`` 256, ``crop_size`` 128, ``scale_min`` 0.25: from the whole photo
+    at half size to a quarter of it at full size).
 
     Objective (eq. 9): ``adv_weight`` * (eqs. 4, 8) + ``cycle_weight`` * eq. 5 + ``content_weight`` * eq. 6
     + ``cam_weight`` * eq. 7, plus ``paired_weight`` * the paired error of G_g(gray(y)) against y (ours,
@@ -67,6 +71,7 @@ class TrainConfig:
     load_size: int = 286
     crop_size: int = 256
     flip: bool = True
+    scale_min: float = 1.0
     batch_size: int = 1
     steps: int = 100_000
     decay_start: float = 0.5
@@ -124,6 +129,8 @@ class TrainConfig:
             raise ValueError(f"crop_size ({self.crop_size}) must not exceed load_size ({self.load_size})")
         if self.crop_size < 32:
             raise ValueError(f"crop_size must be at least 32, got {self.crop_size}")
+        if isinstance(self.scale_min, bool) or not isinstance(self.scale_min, (int, float)) or not 0 < self.scale_min <= 1:
+            raise ValueError(f"scale_min must be a share of the image's area in (0, 1], got {self.scale_min!r}")
         if not 0.0 <= self.decay_start <= 1.0:
             raise ValueError(f"decay_start must be a fraction in [0, 1], got {self.decay_start}")
         if not self.lr > 0:

@@ -6,6 +6,7 @@ run would have drawn, on any number of processes and data-loader workers.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from pathlib import Path
@@ -52,6 +53,10 @@ def _seeded(seed: int) -> torch.Generator:
 class ImageFolder(Dataset):
     """Images under a folder, resized to ``load_size``, randomly cropped to ``crop_size`` and flipped.
 
+    With ``scale_min`` < 1 the crop is random-resized: a square whose area is a uniform random share in
+    [``scale_min``, 1] of the resized image's, at a random place, resized to ``crop_size`` (bicubic,
+    antialiased). ``scale_min`` 1 keeps the plain ``crop_size`` crop, with no second resize.
+
     Items are addressed by ``(index, seed)``: the seed fixes the crop and flip. An unreadable file is
     skipped with one warning naming it, and the next file is used in its place; the item reports how
     many files it skipped so the trainer can count them. Returns a float tensor (3, crop, crop) in [-1, 1].
@@ -63,13 +68,17 @@ class ImageFolder(Dataset):
         load_size: int = 286,
         crop_size: int = 256,
         flip: bool = True,
+        scale_min: float = 1.0,
     ) -> None:
         if crop_size > load_size:
             raise ValueError(f"crop_size ({crop_size}) must not exceed load_size ({load_size})")
+        if not 0 < scale_min <= 1:
+            raise ValueError(f"scale_min must be in (0, 1], got {scale_min}")
         self.files = find_images(root)
         self.load_size = load_size
         self.crop_size = crop_size
         self.flip = flip
+        self.scale_min = float(scale_min)
         self._warned: set[int] = set()
 
     def __len__(self) -> int:
@@ -78,8 +87,14 @@ class ImageFolder(Dataset):
     def _transform(self, image: Image.Image, seed: int) -> torch.Tensor:
         rng = _seeded(seed)
         image = image.resize((self.load_size, self.load_size), Image.BICUBIC)
-        top, left = (int(v) for v in torch.randint(0, self.load_size - self.crop_size + 1, (2,), generator=rng))
-        image = image.crop((left, top, left + self.crop_size, top + self.crop_size))
+        side = self.crop_size
+        if self.scale_min < 1:
+            share = self.scale_min + (1 - self.scale_min) * float(torch.rand((), generator=rng))
+            side = min(self.load_size, max(1, round(self.load_size * math.sqrt(share))))
+        top, left = (int(v) for v in torch.randint(0, self.load_size - side + 1, (2,), generator=rng))
+        image = image.crop((left, top, left + side, top + side))
+        if side != self.crop_size:
+            image = image.resize((self.crop_size, self.crop_size), Image.BICUBIC)
         if self.flip and bool(torch.rand((), generator=rng) < 0.5):
             image = image.transpose(Image.FLIP_LEFT_RIGHT)
         t = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)

@@ -171,9 +171,9 @@ class Trainer:
         self.out = Path(config.out)
         torch.manual_seed(config.seed)
 
-        self.color_data = ImageFolder(config.data, config.load_size, config.crop_size, config.flip)
+        self.color_data = ImageFolder(config.data, config.load_size, config.crop_size, config.flip, config.scale_min)
         self.gray_data = (
-            ImageFolder(config.gray_data, config.load_size, config.crop_size, config.flip)
+            ImageFolder(config.gray_data, config.load_size, config.crop_size, config.flip, config.scale_min)
             if config.gray_data
             else self.color_data
         )
