@@ -19,7 +19,8 @@ _HELP = {
     "load_size": "images are resized to this square size before cropping (paper: 286)",
     "crop_size": "random crop size, the training resolution (paper: 256)",
     "flip": "random horizontal flips",
-    "scale_min": "below 1: random-resized crops covering this share of the resized image's area or more, resized to --crop-size",
+    "scale_min": "below 1: random-resized crops covering at least this share of the resized image's area, "
+    "resized to --crop-size",
     "batch_size": "images per step per process (paper: 1)",
     "steps": "training steps",
     "decay_start": "fraction of the run after which the learning rate decays linearly to zero",
@@ -61,7 +62,8 @@ _HELP = {
     "checkpoint_every": "steps between checkpoints",
     "time_budget": "also stop after this many seconds of training; the decay then follows elapsed time",
     "snapshot_every": "also export G_g every this many seconds of training to OUT/snapshots/<seconds>s-step<step>",
-    "init_from": "warm-start G_g from a Colorizer folder (config.json + model.safetensors); an ab-bins run from an image model starts its new output layer at that model's colours",
+    "init_from": "warm-start G_g from a Colorizer folder (config.json + model.safetensors); an ab-bins run "
+    "from an image model starts its new output layer at that model's colours",
     "export_working_size": "working resolution written into the exported Colorizer (default: crop size)",
 }
 

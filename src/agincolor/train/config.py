@@ -129,7 +129,8 @@ class TrainConfig:
             raise ValueError(f"crop_size ({self.crop_size}) must not exceed load_size ({self.load_size})")
         if self.crop_size < 32:
             raise ValueError(f"crop_size must be at least 32, got {self.crop_size}")
-        if isinstance(self.scale_min, bool) or not isinstance(self.scale_min, (int, float)) or not 0 < self.scale_min <= 1:
+        scale_min = self.scale_min
+        if isinstance(scale_min, bool) or not isinstance(scale_min, (int, float)) or not 0 < scale_min <= 1:
             raise ValueError(f"scale_min must be a share of the image's area in (0, 1], got {self.scale_min!r}")
         if not 0.0 <= self.decay_start <= 1.0:
             raise ValueError(f"decay_start must be a fraction in [0, 1], got {self.decay_start}")
