@@ -131,7 +131,7 @@ class TrainConfig:
             raise ValueError(f"crop_size must be at least 32, got {self.crop_size}")
         scale_min = self.scale_min
         if isinstance(scale_min, bool) or not isinstance(scale_min, (int, float)) or not 0 < scale_min <= 1:
-            raise ValueError(f"scale_min must be a share of the image's area in (0, 1], got {self.scale_min!r}")
+            raise ValueError(f"scale_min must be a share of the image's area in (0, 1], got {scale_min!r}")
         if not 0.0 <= self.decay_start <= 1.0:
             raise ValueError(f"decay_start must be a fraction in [0, 1], got {self.decay_start}")
         if not self.lr > 0:

@@ -279,14 +279,17 @@ class Trainer:
 
             state = load_file(str(disc))
             self.D_c.load_state_dict({k: v.float() for k, v in state.items()})
-        return source.to(self.device)
+        return source
+
+    def _sample_photos(self, count: int) -> Iterator[torch.Tensor]:
+        """Up to ``count`` training photos, (1, 3, H, W) each, picked by the run's seed (the same on every rank)."""
+        picks = torch.randperm(len(self.color_data), generator=torch.Generator().manual_seed(self.config.seed))
+        for i in picks[: min(count, len(self.color_data))].tolist():
+            yield self.color_data[(i, 0)][0][None]
 
     def _colour_counts(self) -> torch.Tensor:
         """Pixel counts per ab bin of ``rebalance_images`` training photos (the same on every rank)."""
-        cfg = self.config
-        count = min(cfg.rebalance_images, len(self.color_data))
-        picks = torch.randperm(len(self.color_data), generator=torch.Generator().manual_seed(cfg.seed))[:count]
-        return sum(L.ChromaRebalance.histogram(self.color_data[(int(i), 0)][0][None]) for i in picks)
+        return sum(L.ChromaRebalance.histogram(photo) for photo in self._sample_photos(self.config.rebalance_images))
 
     def _start_head_at_prior(self, counts: torch.Tensor) -> None:
         """A fresh ab-bins output layer starts by predicting the training photos' colour distribution.
@@ -313,6 +316,7 @@ class Trainer:
         at the colour prior. ``sigma`` is the one of a few widths whose scores have the lowest cross-entropy
         against the photos' true bins. The annealed mean of a Gaussian is its centre at any temperature.
         """
+        parent = parent.to(self.device)
         captured: list[torch.Tensor] = []
         hook = parent.head.register_forward_hook(lambda module, args, output: captured.append(args[0]))
         was_training = parent.training
@@ -320,10 +324,8 @@ class Trainer:
         grid = self.config.ab_bins
         features, predicted, truth = [], [], []
         try:
-            count = min(images, len(self.color_data))
-            picks = torch.randperm(len(self.color_data), generator=torch.Generator().manual_seed(self.config.seed))
-            for i in picks[:count].tolist():
-                color = self.color_data[(i, 0)][0][None].to(self.device)
+            for photo in self._sample_photos(images):
+                color = photo.to(self.device)
                 captured.clear()
                 out = parent(to_gray(color))
                 f = captured[0].float()[0].flatten(1).T  # (pixels, C)
