@@ -295,7 +295,8 @@ def test_evaluate_json_is_strict_json_with_the_three_rows(colour_photos, model_d
     data = json.loads(captured.out, parse_constant=lambda name: pytest.fail(f"non-standard JSON constant {name}"))
     assert data["images"] == 2  # the first 3 sorted files, one of them unreadable
     assert set(data["metrics"]) == {"model", "gray baseline", "ground truth"}
-    assert set(data["metrics"]["model"]) == {"psnr", "ssim", "colorfulness"}
+    assert set(data["metrics"]["model"]) == {"psnr", "ssim", "colorfulness", "green", "blue"}
+    assert set(data["metrics"]["ground truth"]) == {"colorfulness"}
     assert "broken.png" in captured.err
 
 

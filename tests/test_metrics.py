@@ -1,4 +1,4 @@
-"""Tests for agincolor.metrics: PSNR, SSIM and colorfulness."""
+"""Tests for agincolor.metrics: PSNR, SSIM, colorfulness and chroma recall."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from agincolor.metrics import colorfulness, psnr, ssim
+from agincolor.metrics import chroma_recall, chroma_recall_sums, colorfulness, psnr, ssim
 
 
 def _skimage_ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
@@ -188,3 +188,70 @@ def test_pil_images_are_accepted_like_arrays() -> None:
     gray = np.asarray(pil_a.convert("L"))
     assert psnr(pil_a.convert("L"), gray) == float("inf")
     assert colorfulness(pil_a.convert("L")) == 0.0
+
+
+# ------------------------------------------------------------------------------------- chroma recall
+GREEN = (40, 150, 50)  # CIELAB a* about -50
+BLUE = (60, 110, 220)  # CIELAB b* about -55
+BROWN = (150, 100, 50)  # a* > 0 and b* > 0: the sepia wash
+
+
+def _scene() -> np.ndarray:
+    """Top third sky blue, middle third gray, bottom third vegetation green."""
+    image = np.full((30, 20, 3), 128, dtype=np.uint8)
+    image[:10] = BLUE
+    image[20:] = GREEN
+    return image
+
+
+@pytest.mark.parametrize("hue", ["green", "blue"])
+def test_chroma_recall_is_one_for_the_truth_and_zero_for_gray(hue: str) -> None:
+    scene = _scene()
+    assert chroma_recall(scene, scene, hue) == pytest.approx(1.0, abs=1e-9)
+    gray = np.asarray(Image.fromarray(scene).convert("L"))
+    assert chroma_recall(np.repeat(gray[..., None], 3, axis=-1), scene, hue) == pytest.approx(0.0, abs=1e-6)
+    assert math.isnan(chroma_recall(gray, gray, hue))  # (H, W) arrays are gray: no pixel of any hue
+
+
+def test_chroma_recall_is_negative_for_brown_vegetation_and_partial_for_a_faded_green() -> None:
+    scene = _scene()
+    sepia = scene.copy()
+    sepia[20:] = BROWN
+    assert chroma_recall(sepia, scene, "green") < 0
+    assert chroma_recall(sepia, scene, "blue") == pytest.approx(1.0, abs=1e-9)  # the sky is untouched
+    faded = scene.copy()
+    faded[20:] = (85, 130, 90)  # the same green, halfway to gray
+    assert 0.2 < chroma_recall(faded, scene, "green") < 0.8
+
+
+def test_chroma_recall_counts_only_pixels_of_the_hue_and_is_nan_without_them() -> None:
+    scene = _scene()
+    other = scene.copy()
+    other[10:20] = (200, 40, 40)  # red where the target is gray changes nothing
+    assert chroma_recall(other, scene, "green") == pytest.approx(1.0, abs=1e-9)
+    no_green = scene.copy()
+    no_green[20:] = 128
+    assert math.isnan(chroma_recall(scene, no_green, "green"))
+    # A faint green (a* about -5) is under the default threshold of 10 CIELAB units.
+    faint = np.full((8, 8, 3), (120, 130, 120), dtype=np.uint8)
+    assert math.isnan(chroma_recall(faint, faint, "green"))
+    assert chroma_recall(faint, faint, "green", threshold=2.0) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_chroma_recall_sums_pool_pixels_across_images() -> None:
+    big = np.full((10, 10, 3), GREEN, dtype=np.uint8)  # 100 green pixels, restored in full
+    small = np.full((2, 2, 3), GREEN, dtype=np.uint8)  # 4 green pixels, left gray
+    got_big, want_big = chroma_recall_sums(big, big)["green"]
+    got_small, want_small = chroma_recall_sums(np.full_like(small, 128), small)["green"]
+    assert got_small == pytest.approx(0.0, abs=1e-4)
+    assert (got_big + got_small) / (want_big + want_small) == pytest.approx(100 / 104, rel=1e-6)
+
+
+def test_chroma_recall_rejects_bad_arguments() -> None:
+    scene = _scene()
+    with pytest.raises(ValueError, match="hue"):
+        chroma_recall(scene, scene, "purple")
+    with pytest.raises(ValueError, match="threshold"):
+        chroma_recall(scene, scene, threshold=0)
+    with pytest.raises(ValueError, match="same shape"):
+        chroma_recall(scene[:10], scene)

@@ -1,7 +1,9 @@
 """The evaluation protocol of DESIGN.md: colour photos at 256x256, gray input from PIL's convert("L").
 
 For each photo, the model colorizes the gray version; PSNR (RGB, uint8 range) and SSIM compare the
-result with the original, colorfulness (Hasler and Suesstrunk 2003) measures how colourful it is.
+result with the original, colorfulness (Hasler and Suesstrunk 2003) measures how colourful it is, and
+the green and blue chroma recalls (:func:`~agincolor.metrics.chroma_recall`, pooled over all pixels of
+all photos) measure how much of the true green (vegetation) and blue (sky, water) it restores.
 The gray baseline (output = gray input) and the ground truth's colorfulness are reported beside it.
 """
 
@@ -15,7 +17,7 @@ from typing import Callable, Iterable
 import numpy as np
 from PIL import Image
 
-from .metrics import colorfulness, psnr, ssim
+from .metrics import HUES, chroma_recall_sums, colorfulness, psnr, ssim
 
 __all__ = ["EVAL_SIZE", "EvaluationResult", "evaluate", "format_table", "list_images"]
 
@@ -27,9 +29,10 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 class EvaluationResult:
     """Mean metrics over the evaluated images.
 
-    ``rows`` maps "model", "gray baseline" and "ground truth" to their mean PSNR, SSIM and colorfulness
-    (PSNR and SSIM are omitted for the ground truth, which is the reference). ``skipped`` lists files
-    that could not be read.
+    ``rows`` maps "model", "gray baseline" and "ground truth" to their mean PSNR, SSIM and colorfulness,
+    and their pooled chroma recalls "green" and "blue" (``nan`` when no photo has pixels of that hue).
+    The ground truth, the reference, has only its colorfulness. ``skipped`` lists files that could not
+    be read.
     """
 
     count: int
@@ -78,12 +81,14 @@ def evaluate(
     """Run the protocol over ``files`` with ``colorize`` (a list of gray PIL images to RGB PIL images).
 
     Per-image PSNR is capped at ``PSNR_CAP`` dB before averaging (only identical images reach it).
+    The chroma recalls are pooled: summed over the pixels of every photo, then divided.
     """
     sums = {
         "model": np.zeros(3),
         "gray baseline": np.zeros(3),
         "ground truth": np.zeros(3),
     }
+    recall_sums = {row: {hue: np.zeros(2) for hue in HUES} for row in ("model", "gray baseline")}
     count = 0
     skipped: list[str] = []
     batch: list[tuple[np.ndarray, Image.Image]] = []
@@ -99,6 +104,9 @@ def evaluate(
             sums["model"] += (_capped_psnr(out_arr, truth), ssim(out_arr, truth), colorfulness(out_arr))
             sums["gray baseline"] += (_capped_psnr(gray_arr, truth), ssim(gray_arr, truth), 0.0)
             sums["ground truth"] += (0.0, 0.0, colorfulness(truth))
+            for row, arr in (("model", out_arr), ("gray baseline", gray_arr)):
+                for hue, pair in chroma_recall_sums(arr, truth).items():
+                    recall_sums[row][hue] += pair
             count += 1
         if progress is not None:
             progress(len(batch))
@@ -122,6 +130,8 @@ def evaluate(
     for name, total in sums.items():
         mean = total / count
         rows[name] = {"psnr": float(mean[0]), "ssim": float(mean[1]), "colorfulness": float(mean[2])}
+        for hue, (got, want) in recall_sums.get(name, {}).items():
+            rows[name][hue] = float(got / want) if want > 0 else float("nan")
     del rows["ground truth"]["psnr"], rows["ground truth"]["ssim"]
     return EvaluationResult(count, rows, skipped)
 
@@ -129,11 +139,18 @@ def evaluate(
 def format_table(result: EvaluationResult) -> str:
     """A markdown table of the result."""
     lines = [
-        f"| {result.count} images, {EVAL_SIZE}x{EVAL_SIZE} | PSNR (dB) | SSIM | colorfulness |",
-        "| --- | ---: | ---: | ---: |",
+        f"| {result.count} images, {EVAL_SIZE}x{EVAL_SIZE} | PSNR (dB) | SSIM | colorfulness | green | blue |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
+
+    def cell(row: dict[str, float], key: str, digits: int) -> str:
+        value = row.get(key)
+        if value is None or not np.isfinite(value):
+            return "-"
+        return f"{round(value, digits) + 0.0:.{digits}f}"  # + 0.0: no "-0.00" for a gray image's zero
+
     for name, row in result.rows.items():
-        p = f"{row['psnr']:.2f}" if "psnr" in row else "-"
-        s = f"{row['ssim']:.4f}" if "ssim" in row else "-"
-        lines.append(f"| {name} | {p} | {s} | {row['colorfulness']:.1f} |")
+        cells = [cell(row, "psnr", 2), cell(row, "ssim", 4), cell(row, "colorfulness", 1)]
+        cells += [cell(row, hue, 2) for hue in HUES]
+        lines.append(f"| {name} | {' | '.join(cells)} |")
     return "\n".join(lines)

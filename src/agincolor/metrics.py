@@ -11,9 +11,12 @@ import math
 from typing import Union
 
 import numpy as np
+import torch
 from PIL import Image
 
-__all__ = ["colorfulness", "psnr", "ssim"]
+from .color import rgb_to_lab
+
+__all__ = ["HUES", "chroma_recall", "chroma_recall_sums", "colorfulness", "psnr", "ssim"]
 
 ImageLike = Union[np.ndarray, Image.Image]
 
@@ -184,3 +187,72 @@ def colorfulness(image: ImageLike, absolute: bool = True) -> float:
     sigma = math.sqrt(float(rg.std()) ** 2 + float(yb.std()) ** 2)
     mu = math.sqrt(float(rg.mean()) ** 2 + float(yb.mean()) ** 2)
     return sigma + 0.3 * mu
+
+
+#: The hue regions of :func:`chroma_recall`: the CIELAB channel that defines each and the sign of its
+#: hue on that channel (green is negative a*, blue negative b*).
+HUES = {"green": (1, -1.0), "blue": (2, -1.0)}
+
+
+def _lab_of(array: np.ndarray) -> np.ndarray:
+    if array.ndim == 2:  # a gray image: no chroma
+        array = np.repeat(array[..., None], 3, axis=-1)
+    rgb = torch.from_numpy(np.clip(array / 255.0, 0.0, 1.0)).permute(2, 0, 1)
+    return rgb_to_lab(rgb).numpy()
+
+
+def chroma_recall_sums(pred: ImageLike, target: ImageLike, threshold: float = 10.0) -> dict[str, tuple[float, float]]:
+    """For each hue of :data:`HUES`: ``(sum of pred's channel, sum of target's channel)`` over the pixels
+    where the target is clearly of that hue (its channel beyond ``threshold`` CIELAB units in the hue's
+    direction), both signed towards the hue. Summed over many images, their ratio is the pooled
+    :func:`chroma_recall` (how :mod:`agincolor.evaluate` reports it).
+
+    Args:
+        pred: image of shape ``(H, W, 3)`` or ``(H, W)`` (gray), values in ``[0, 255]``.
+        target: image of the same shape.
+        threshold: how far (CIELAB units, > 0) a target pixel must lie towards the hue to count.
+
+    Raises:
+        ValueError: if the shapes differ or ``threshold`` is not positive.
+    """
+    if not threshold > 0:
+        raise ValueError(f"threshold must be positive, got {threshold!r}")
+    a, b = _pair(pred, target)
+    lab_pred, lab_true = _lab_of(a), _lab_of(b)
+    sums = {}
+    for hue, (channel, sign) in HUES.items():
+        true = sign * lab_true[channel]
+        region = true > threshold
+        sums[hue] = (float((sign * lab_pred[channel])[region].sum()), float(true[region].sum()))
+    return sums
+
+
+def chroma_recall(pred: ImageLike, target: ImageLike, hue: str = "green", threshold: float = 10.0) -> float:
+    r"""How much of a hue the prediction restores where the target clearly has it.
+
+    Over the pixels where the target lies more than ``threshold`` CIELAB units towards ``hue`` (green:
+    :math:`a^* < -10`, mostly vegetation; blue: :math:`b^* < -10`, mostly sky and water), the ratio of the
+    prediction's mean component in that direction to the target's:
+
+    .. math:: R = \frac{\sum_{p \in S} s\, c_{pred}(p)}{\sum_{p \in S} s\, c_{true}(p)}
+
+    1 means the hue is restored in full on average, 0 that it is absent (any gray image scores 0),
+    a negative value that those pixels got the opposite hue (brown or red where the target is green).
+    A number for the sepia wash that PSNR and colorfulness do not show: a brown image can be colourful.
+
+    Args:
+        pred: image of shape ``(H, W, 3)`` or ``(H, W)`` (gray), values in ``[0, 255]``.
+        target: image of the same shape.
+        hue: ``"green"`` or ``"blue"``.
+        threshold: how far (CIELAB units, > 0) a target pixel must lie towards the hue to count.
+
+    Returns:
+        The ratio ``R``; ``nan`` when no target pixel has the hue.
+
+    Raises:
+        ValueError: for an unknown hue, different shapes or a non-positive threshold.
+    """
+    if hue not in HUES:
+        raise ValueError(f"hue must be one of {', '.join(map(repr, HUES))}, got {hue!r}")
+    got, want = chroma_recall_sums(pred, target, threshold)[hue]
+    return got / want if want > 0 else float("nan")
