@@ -39,7 +39,8 @@ import json, sys, pathlib
 for p in sorted(pathlib.Path(sys.argv[1]).glob("*.json")):
     try:
         m = json.loads(p.read_text())["metrics"]["model"]
-        print(f"{p.stem:40s} {m['psnr']:.3f} {m['ssim']:.4f} {m['colorfulness']:.2f}")
+        hues = " ".join("-" if m.get(h) is None else f"{m[h]:.3f}" for h in ("green", "blue"))
+        print(f"{p.stem:40s} {m['psnr']:.3f} {m['ssim']:.4f} {m['colorfulness']:.2f} {hues}")
     except Exception as err:
         print(p.stem, "failed:", err)
 PY
