@@ -2,7 +2,8 @@
 
 Inputs are ``numpy`` arrays of shape ``(H, W, 3)`` or ``(H, W)``, either
 ``uint8`` or floating point in ``[0, data_range]``, or PIL images (converted
-to arrays). Every metric returns a plain Python ``float``.
+to arrays). Every metric returns a plain Python ``float``. The chroma recall
+converts to CIELAB with :func:`agincolor.color.rgb_to_lab`.
 """
 
 from __future__ import annotations
