@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 import numpy as np
 from PIL import Image
 
-from .metrics import HUES, chroma_recall_sums, colorfulness, psnr, ssim
+from .metrics import HUES, RECALL_THRESHOLD, _lab_of, _recall_sums_of_lab, colorfulness, psnr, ssim
 
 __all__ = ["EVAL_SIZE", "EvaluationResult", "evaluate", "format_table", "list_images"]
 
@@ -104,8 +104,10 @@ def evaluate(
             sums["model"] += (_capped_psnr(out_arr, truth), ssim(out_arr, truth), colorfulness(out_arr))
             sums["gray baseline"] += (_capped_psnr(gray_arr, truth), ssim(gray_arr, truth), 0.0)
             sums["ground truth"] += (0.0, 0.0, colorfulness(truth))
+            truth_lab = _lab_of(truth.astype(np.float64))  # once for both rows
             for row, arr in (("model", out_arr), ("gray baseline", gray_arr)):
-                for hue, pair in chroma_recall_sums(arr, truth).items():
+                lab = _lab_of(arr.astype(np.float64))
+                for hue, pair in _recall_sums_of_lab(lab, truth_lab, RECALL_THRESHOLD).items():
                     recall_sums[row][hue] += pair
             count += 1
         if progress is not None:

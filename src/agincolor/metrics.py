@@ -17,7 +17,9 @@ from PIL import Image
 
 from .color import rgb_to_lab
 
-__all__ = ["HUES", "chroma_recall", "chroma_recall_sums", "colorfulness", "psnr", "ssim"]
+__all__ = [
+    "HUES", "RECALL_THRESHOLD", "chroma_recall", "chroma_recall_sums", "colorfulness", "psnr", "ssim",
+]
 
 ImageLike = Union[np.ndarray, Image.Image]
 
@@ -194,6 +196,9 @@ def colorfulness(image: ImageLike, absolute: bool = True) -> float:
 #: hue on that channel (green is negative a*, blue negative b*).
 HUES = {"green": (1, -1.0), "blue": (2, -1.0)}
 
+#: How far (CIELAB units) a target pixel must lie towards a hue to count for its chroma recall.
+RECALL_THRESHOLD = 10.0
+
 
 def _lab_of(array: np.ndarray) -> np.ndarray:
     if array.ndim == 2:  # a gray image: no chroma
@@ -202,7 +207,9 @@ def _lab_of(array: np.ndarray) -> np.ndarray:
     return rgb_to_lab(rgb).numpy()
 
 
-def chroma_recall_sums(pred: ImageLike, target: ImageLike, threshold: float = 10.0) -> dict[str, tuple[float, float]]:
+def chroma_recall_sums(
+    pred: ImageLike, target: ImageLike, threshold: float = RECALL_THRESHOLD
+) -> dict[str, tuple[float, float]]:
     """For each hue of :data:`HUES`: ``(sum of pred's channel, sum of target's channel)`` over the pixels
     where the target is clearly of that hue (its channel beyond ``threshold`` CIELAB units in the hue's
     direction), both signed towards the hue. Summed over many images, their ratio is the pooled
@@ -219,7 +226,13 @@ def chroma_recall_sums(pred: ImageLike, target: ImageLike, threshold: float = 10
     if not threshold > 0:
         raise ValueError(f"threshold must be positive, got {threshold!r}")
     a, b = _pair(pred, target)
-    lab_pred, lab_true = _lab_of(a), _lab_of(b)
+    return _recall_sums_of_lab(_lab_of(a), _lab_of(b), threshold)
+
+
+def _recall_sums_of_lab(
+    lab_pred: np.ndarray, lab_true: np.ndarray, threshold: float
+) -> dict[str, tuple[float, float]]:
+    """:func:`chroma_recall_sums` of two CIELAB images (3, H, W), for a caller that reuses one of them."""
     sums = {}
     for hue, (channel, sign) in HUES.items():
         true = sign * lab_true[channel]
@@ -228,7 +241,7 @@ def chroma_recall_sums(pred: ImageLike, target: ImageLike, threshold: float = 10
     return sums
 
 
-def chroma_recall(pred: ImageLike, target: ImageLike, hue: str = "green", threshold: float = 10.0) -> float:
+def chroma_recall(pred: ImageLike, target: ImageLike, hue: str = "green", threshold: float = RECALL_THRESHOLD) -> float:
     r"""How much of a hue the prediction restores where the target clearly has it.
 
     Over the pixels where the target lies more than ``threshold`` CIELAB units towards ``hue`` (green:
