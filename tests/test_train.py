@@ -698,6 +698,60 @@ def test_exported_colorizer_reproduces_the_trained_generator(data_dir: Path, tmp
     assert colour.size == (40, 40) and colour.mode == "RGB"
 
 
+def test_ema_follows_the_ramped_average_of_each_steps_weights_and_is_what_exports(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    trainer = Trainer(_config(data_dir, out, steps=3, cycle_weight=0.0, ema=0.9, lr=1e-2), progress=False)
+    assert trainer.G_ema is not None and not any(p.requires_grad for p in trainer.G_ema.parameters())
+    expected = {k: v.clone() for k, v in trainer.G_g.state_dict().items()}
+    step = trainer.train_step
+
+    def step_and_average(*args: Any) -> dict[str, float]:
+        terms = step(*args)
+        n = trainer.ema_updates
+        decay = min(0.9, (1 + n) / (10 + n))  # 0.18, 0.25, 0.31: the ramp, still below 0.9
+        for k, v in trainer.G_g.state_dict().items():
+            expected[k] = decay * expected[k] + (1 - decay) * v
+        return terms
+
+    trainer.train_step = step_and_average  # type: ignore[method-assign]
+    trainer.train()
+    assert trainer.ema_updates == 3
+    average, current = trainer.G_ema.state_dict(), trainer.G_g.state_dict()
+    for k, v in expected.items():
+        assert torch.allclose(average[k], v, atol=1e-6), k
+    moved = [k for k in current if not torch.equal(current[k], average[k])]
+    assert any(".weight" in k for k in moved)  # the average lags the last step's weights
+
+    exported = load_file(str(out / "colorizer" / "model.safetensors"))
+    for k, v in average.items():
+        assert torch.equal(exported["generator." + k], v.half()), k
+    assert sum(not torch.equal(exported["generator." + k], current[k].half()) for k in moved) > len(moved) // 2
+
+
+def test_resumed_run_continues_the_weight_average_exactly(data_dir: Path, tmp_path: Path) -> None:
+    settings = dict(steps=4, checkpoint_every=2, cycle_weight=0.0, ema=0.5)
+    whole = Trainer(_config(data_dir, tmp_path / "a", **settings), progress=False)
+    whole.train()
+    first = Trainer(_config(data_dir, tmp_path / "b", **{**settings, "steps": 2}), progress=False)
+    first.train()
+    resumed = Trainer(_config(data_dir, tmp_path / "b", **settings), resume=True, progress=False)
+    assert resumed.step == 2 and resumed.ema_updates == 2
+    resumed.train()
+    assert resumed.G_ema is not None and whole.G_ema is not None
+    for k, v in whole.G_ema.state_dict().items():
+        assert torch.allclose(resumed.G_ema.state_dict()[k], v, rtol=0, atol=1e-6), k
+
+    # A checkpoint written without the average starts one at the weights it resumes from.
+    plain = Trainer(_config(data_dir, tmp_path / "c", steps=2, cycle_weight=0.0), progress=False)
+    plain.train()
+    later = Trainer(_config(data_dir, tmp_path / "c", **settings), resume=True, progress=False)
+    assert later.G_ema is not None and later.ema_updates == 0
+    for k, v in plain.G_g.state_dict().items():
+        assert torch.equal(later.G_ema.state_dict()[k], v), k
+
+
 # ------------------------------------------------------------------------------------ command line
 def test_example_script_help_lists_every_config_field() -> None:
     result = subprocess.run(
@@ -734,6 +788,8 @@ def test_example_script_help_lists_every_config_field() -> None:
         (dict(snapshot_every=-60.0), "snapshot_every"),
         (dict(scale_min=0.0), "scale_min"),
         (dict(scale_min=1.5), "scale_min"),
+        (dict(ema=1.0), "ema"),
+        (dict(ema=-0.1), "ema"),
         (dict(paired_loss="ab-bins", paired_weight=1.0), "ab-bins"),
         (dict(paired_loss="ab-bins", paired_weight=1.0, adv_weight=0.0, cycle_weight=0.0), "content_weight"),
     ],

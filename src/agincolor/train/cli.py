@@ -28,6 +28,8 @@ _HELP = {
     "beta1": "Adam beta1 (paper: 0.5)",
     "beta2": "Adam beta2 (paper: 0.999)",
     "weight_decay": "Adam weight decay",
+    "ema": "decay of an exponential moving average of G_g's weights, updated every step (e.g. 0.999; 0 off); "
+    "exports, snapshots and samples use the average",
     "adv_weight": "lambda_1, adversarial terms (eqs. 4, 8); 0 builds no discriminator (needs --paired-weight)",
     "cycle_weight": "lambda_2, cycle L1 (eq. 5); 0 drops G_c and D_g entirely",
     "content_weight": "lambda_3, content (identity) L1 (eq. 6)",

@@ -63,6 +63,9 @@ class TrainConfig:
     follows whichever of steps or time is further along (for fixed-length GPU sessions).
     ``snapshot_every`` (seconds of training) also exports G_g as a Colorizer folder
     ``snapshots/<seconds>s-step<step>`` that often, for a learning curve against time.
+    ``ema`` > 0 keeps an exponential moving average of G_g's weights with that decay per step (0.999
+    averages over about the last thousand steps); exports, snapshots and sample grids then use the average
+    instead of the last step's weights, which smooths out the step-to-step noise of the optimiser.
     """
 
     data: str = ""
@@ -79,6 +82,7 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     weight_decay: float = 0.0
+    ema: float = 0.0
     adv_weight: float = 1.0
     cycle_weight: float = 9.0
     content_weight: float = 9.0
@@ -159,6 +163,9 @@ class TrainConfig:
                     f"paired_weight > 0 and adv_weight, cycle_weight and content_weight 0"
                     + (f" (got {', '.join(f'{n} {getattr(self, n)}' for n in others)})" if others else "")
                 )
+        ema = self.ema
+        if isinstance(ema, bool) or not isinstance(ema, (int, float)) or not 0 <= ema < 1:
+            raise ValueError(f"ema must be a decay in [0, 1) (0: off), got {ema!r}")
         if self.rebalance < 0:
             raise ValueError(f"rebalance must be >= 0, got {self.rebalance}")
         if self.rebalance > 0 and self.paired_weight == 0:

@@ -8,6 +8,7 @@ and no discriminator step backpropagates into a generator (the two wastes of the
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import os
@@ -214,6 +215,9 @@ class Trainer:
         self.step = 0
         self.skipped = 0
         self.elapsed = 0.0
+        # The moving average of G_g's weights (``config.ema``), made once G_g holds its starting weights.
+        self.G_ema: Generator | None = None
+        self.ema_updates = 0
 
         parent = self._init_from(config.init_from) if config.init_from else None
         head_loaded = parent is not None and parent.head_kind == self.G_g.head_kind
@@ -228,6 +232,8 @@ class Trainer:
                     self._start_head_at_prior(counts if counts is not None else self._colour_counts())
             if self.world.enabled:
                 self._broadcast_parameters()
+        if config.ema > 0 and self.G_ema is None:
+            self.G_ema = self._average_of(self.G_g)
 
     # ----------------------------------------------------------------------------------------- state
     def _networks(self) -> dict[str, nn.Module]:
@@ -237,6 +243,30 @@ class Trainer:
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
         opts = {"G": self.opt_g, "D": self.opt_d}
         return {name: opt for name, opt in opts.items() if opt is not None}
+
+    @staticmethod
+    def _average_of(net: Generator) -> Generator:
+        """A frozen copy of ``net`` to hold its weights' moving average."""
+        average = copy.deepcopy(net).eval()
+        average.requires_grad_(False)
+        return average
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """Move the average towards G_g's new weights; the decay ramps up as (1 + n) / (10 + n) over the
+        first updates, so that the average soon forgets the starting weights of a run from scratch."""
+        assert self.G_ema is not None
+        self.ema_updates += 1
+        n = self.ema_updates
+        decay = min(self.config.ema, (1 + n) / (10 + n))
+        torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G_g.parameters()), 1.0 - decay)
+        for average, current in zip(self.G_ema.buffers(), self.G_g.buffers()):
+            average.copy_(current)
+
+    @property
+    def exported_generator(self) -> Generator:
+        """The weights that exports, snapshots and samples use: the moving average with ``ema``, else G_g."""
+        return self.G_ema if self.G_ema is not None else self.G_g
 
     def _broadcast_parameters(self) -> None:
         # Every rank starts from rank 0's weights (and spectral-norm vectors), as DDP does at wrap time.
@@ -364,6 +394,7 @@ class Trainer:
             "networks": {k: v.state_dict() for k, v in self._networks().items()},
             "optimizers": {k: v.state_dict() for k, v in self._optimizers().items()},
             "rng": rng,
+            **({"ema": self.G_ema.state_dict(), "ema_updates": self.ema_updates} if self.G_ema is not None else {}),
         }
 
     def save_checkpoint(self) -> Path | None:
@@ -393,6 +424,13 @@ class Trainer:
             net.load_state_dict(state["networks"][name])
         for name, opt in self._optimizers().items():
             opt.load_state_dict(state["optimizers"][name])
+        if self.config.ema > 0:
+            # A checkpoint of a run without the average starts it at the weights it resumes from.
+            self.G_ema = self._average_of(self.G_g)
+            self.ema_updates = 0
+            if "ema" in state:
+                self.G_ema.load_state_dict(state["ema"])
+                self.ema_updates = int(state["ema_updates"])
         torch.set_rng_state(state["rng"]["torch"].cpu())
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), self.device)
@@ -499,6 +537,8 @@ class Trainer:
         clip_rho_(G_g)
         if G_c is not None:
             clip_rho_(G_c)
+        if self.G_ema is not None:
+            self._update_ema()
         for p in self.d_params:
             p.requires_grad_(True)
 
@@ -644,10 +684,11 @@ class Trainer:
         # A fixed set: the first images of the folder with a fixed crop, so grids compare across steps.
         color = torch.stack([self.color_data[(i, 0)][0] for i in range(n)]).to(self.device)
         gray = to_gray(color)
-        was_training = self.G_g.training
-        self.G_g.eval()
-        out = self.G_g(gray)
-        self.G_g.train(was_training)
+        net = self.exported_generator
+        was_training = net.training
+        net.eval()
+        out = net(gray)
+        net.train(was_training)
         heat = out.heatmap.float()
         heat = heat - heat.amin(dim=(2, 3), keepdim=True)
         heat = heat / heat.amax(dim=(2, 3), keepdim=True).clamp_min(1e-8)
@@ -665,6 +706,6 @@ class Trainer:
         return path
 
     def export(self, directory: str | os.PathLike[str]) -> Path:
-        """Write G_g as a Colorizer folder (config.json + model.safetensors)."""
+        """Write G_g (its moving average with ``ema``) as a Colorizer folder (config.json + model.safetensors)."""
         size = self.config.export_working_size or self.config.crop_size
-        return export_generator(self.G_g, directory, self.config.generator_kwargs(), size, ab_bins=self.config.ab_bins)
+        return export_generator(self.exported_generator, directory, self.config.generator_kwargs(), size, ab_bins=self.config.ab_bins)
