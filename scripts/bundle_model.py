@@ -1,6 +1,9 @@
 """Write a trained Colorizer folder into the package as the bundled default model (fp16 safetensors).
 
     python scripts/bundle_model.py runs/x/colorizer --working-size 128 --saturation 0.6 --card docs/model_card.md
+
+A model that predicts ab bins keeps its bin grid; --temperature sets its annealed-mean temperature
+(default: the source's).
 """
 
 import argparse
@@ -13,11 +16,20 @@ parser = argparse.ArgumentParser()
 parser.add_argument("source")
 parser.add_argument("--working-size", type=int, required=True)
 parser.add_argument("--saturation", type=float, required=True)
+parser.add_argument("--temperature", type=float, default=None, help="annealed-mean temperature (ab-bins models)")
 parser.add_argument("--card", default=None, help="model card (markdown) to ship as README.md")
 args = parser.parse_args()
 
 trained = Colorizer.from_pretrained(args.source)
-bundled = Colorizer(generator=trained.generator_config, working_size=args.working_size, saturation=args.saturation)
+if args.temperature is not None and trained.ab_bins is None:
+    parser.error("--temperature applies only to a model that predicts ab bins")
+bundled = Colorizer(
+    generator=trained.generator_config,
+    working_size=args.working_size,
+    saturation=args.saturation,
+    ab_bins=trained.ab_bins,
+    temperature=trained.temperature if args.temperature is None else args.temperature,
+)
 bundled.load_state_dict(trained.state_dict())
 if DEFAULT_MODEL_DIR.exists():
     shutil.rmtree(DEFAULT_MODEL_DIR)
