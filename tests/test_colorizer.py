@@ -569,6 +569,31 @@ def test_save_then_load_gives_identical_outputs(model: Colorizer, saved: Path) -
     assert isinstance(Colorizer.from_pretrained(str(saved)), Colorizer)
 
 
+def test_a_batch_norm_model_colorizes_with_its_running_statistics_in_any_mode(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    bn = Colorizer(generator={**TINY, "encoder_norm": "bn"}, working_size=WORKING_SIZE)
+    with torch.no_grad():  # statistics unlike a fresh layer's, as after training
+        for m in bn.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    before = {k: v.clone() for k, v in bn.state_dict().items()}
+    rng = np.random.default_rng(5)
+    photos = [Image.fromarray(random_rgb(rng, 40, 48)) for _ in range(3)]
+    assert bn.training  # built directly, not loaded: still in training mode
+    alone = np.asarray(bn.colorize(photos[0]))
+    together = bn.colorize(photos)
+    # No batch statistics: the same photo alone or in a batch, to within one level of batched float rounding.
+    assert np.abs(np.asarray(together[0], dtype=int) - alone).max() <= 1
+    assert bn.training
+    for key, value in bn.state_dict().items():
+        assert torch.equal(value, before[key]), key  # colorizing never updates the model
+    bn.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["generator"]["encoder_norm"] == "bn"
+    loaded = Colorizer.from_pretrained(tmp_path)
+    np.testing.assert_array_equal(np.asarray(loaded.colorize(photos[0])), alone)
+
+
 def test_saved_saturation_is_restored(tmp_path: Path) -> None:
     make_colorizer(saturation=0.25).save_pretrained(tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["saturation"] == 0.25

@@ -145,11 +145,43 @@ def test_generator_default_construction_matches_the_paper_layout() -> None:
         ({"pooling": ("max", "max")}, "pooling"),
         ({"use_cam": False, "pooling": ("gem",)}, "pooling"),
         ({"head": "softmax"}, "head"),
+        ({"encoder_norm": "ln"}, "encoder_norm"),
     ],
 )
 def test_generator_constructor_rejects_bad_arguments_naming_them(kwargs: dict, argument: str) -> None:
     with pytest.raises(ValueError, match=argument):
         Generator(**{**TINY, **kwargs})
+
+
+def test_encoder_norm_picks_the_encoders_normalization_and_leaves_the_paper_layout_by_default() -> None:
+    kinds = {
+        name: {type(m) for m in Generator(**TINY, encoder_norm=name).encoder.modules()}
+        for name in ("in", "bn", "gn")
+    }
+    norms = (torch.nn.InstanceNorm2d, torch.nn.BatchNorm2d, torch.nn.GroupNorm)
+    assert [k & set(norms) for k in kinds.values()] == [{n} for n in norms]
+    # The paper's instance norm has no parameters, so the default's weights are those of before.
+    assert not any(k.startswith("encoder.1.") for k in Generator(**TINY).state_dict())
+    assert Generator(**TINY, encoder_norm="gn").encoder[1].num_groups == TINY["num_groups"]
+
+
+def test_instance_norm_encoder_ignores_a_photos_brightness_and_contrast_and_batch_norm_does_not() -> None:
+    # Why encoder_norm exists: instance norm after the bias-free stem removes each map's per-image mean and
+    # scale, so a photo and a darker, flatter copy of it are the same to the encoder.
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 40, 40) * 2 - 1
+    dimmer = 0.5 * x - 0.3
+    for name, same in (("in", True), ("bn", False)):
+        g = Generator(**TINY, encoder_norm=name).eval()
+        if name == "bn":
+            with torch.no_grad():  # running statistics as after some training
+                g.train()
+                for _ in range(3):
+                    g(torch.rand(4, 3, 40, 40) * 2 - 1)
+                g.eval()
+        with torch.no_grad():
+            a, b = g.encoder(x), g.encoder(dimmer)
+        assert torch.allclose(a, b, atol=1e-3) is same, name
 
 
 def test_logits_head_gives_unbounded_scores_of_any_count_at_the_input_size() -> None:

@@ -502,6 +502,7 @@ def test_resume_refuses_a_checkpoint_of_another_architecture(data_dir: Path, tmp
         (dict(pooling=("avg", "max")), "pooling"),
         (dict(d_base_channels=16), "d_base_channels"),
         (dict(cycle_weight=0.0), "cycle_weight_enabled"),
+        (dict(encoder_norm="bn"), "encoder_norm"),
     ):
         config = _config(data_dir, tmp_path / "out", steps=3, **overrides)
         with pytest.raises(ValueError, match=field):
@@ -752,6 +753,26 @@ def test_resumed_run_continues_the_weight_average_exactly(data_dir: Path, tmp_pa
         assert torch.equal(later.G_ema.state_dict()[k], v), k
 
 
+def test_batch_norm_encoder_run_exports_a_colorizer_that_loads_and_refuses_an_instance_norm_parent(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    settings = dict(steps=2, cycle_weight=0.0, adv_weight=0.0, content_weight=0.0, cam_weight=0.0,
+                    paired_weight=1.0, paired_loss="chroma-l2")  # fmt: skip
+    trainer = Trainer(_config(data_dir, tmp_path / "bn", encoder_norm="bn", **settings), progress=False)
+    stats = trainer.G_g.encoder[1].running_mean.clone()
+    trainer.train()
+    assert not torch.equal(trainer.G_g.encoder[1].running_mean, stats)  # trained on batch statistics
+    loaded = Colorizer.from_pretrained(tmp_path / "bn" / "colorizer")
+    assert loaded.generator.encoder_norm == "bn"
+    assert torch.allclose(loaded.generator.encoder[1].running_mean, trainer.G_g.encoder[1].running_mean, atol=1e-2)
+    assert loaded.colorize(_ramp_image(1).convert("L")).size == (40, 40)
+
+    Trainer(_config(data_dir, tmp_path / "in", **settings), progress=False).train()
+    with pytest.raises(ValueError, match="encoder_norm"):
+        Trainer(_config(data_dir, tmp_path / "x", encoder_norm="bn", init_from=str(tmp_path / "in" / "colorizer"),
+                        **settings), progress=False)  # fmt: skip
+
+
 # ------------------------------------------------------------------------------------ command line
 def test_example_script_help_lists_every_config_field() -> None:
     result = subprocess.run(
@@ -789,6 +810,7 @@ def test_example_script_help_lists_every_config_field() -> None:
         (dict(scale_min=0.0), "scale_min"),
         (dict(scale_min=1.5), "scale_min"),
         (dict(ema=1.0), "ema"),
+        (dict(encoder_norm="batch"), "encoder_norm"),
         (dict(ema=-0.1), "ema"),
         (dict(paired_loss="ab-bins", paired_weight=1.0), "ab-bins"),
         (dict(paired_loss="ab-bins", paired_weight=1.0, adv_weight=0.0, cycle_weight=0.0), "content_weight"),

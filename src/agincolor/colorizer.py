@@ -401,7 +401,14 @@ class Colorizer(
         x = batch * 2 - 1
         if self.generator.in_channels == 3:
             x = x.expand(-1, 3, -1, -1)
-        out = self.generator(x.clamp(-1, 1))
+        # Inference whatever mode the module is in: a batch-norm encoder uses its running statistics, so a
+        # photo's colours never depend on the others in its batch, and colorizing never changes the model.
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            out = self.generator(x.clamp(-1, 1))
+        finally:
+            self.generator.train(was_training)
         return self.chroma_of(out.image, temperature).cpu(), out.heatmap.float().cpu()
 
     def chroma_of(self, output: torch.Tensor, temperature: float | None = None) -> torch.Tensor:

@@ -11,7 +11,7 @@ from torch import nn
 from .attention import CAMAttention
 from .norm import AGIN, AGIN_RHO_INIT, GIN_RHO_INIT, GroupInstanceNorm
 
-__all__ = ["Generator", "GeneratorOutput", "HEADS", "MIN_SIZE"]
+__all__ = ["Generator", "GeneratorOutput", "HEADS", "ENCODER_NORMS", "MIN_SIZE"]
 
 #: Smallest input height or width the generator accepts (reflection padding needs room at the bottleneck).
 MIN_SIZE = 32
@@ -19,6 +19,9 @@ MIN_SIZE = 32
 
 #: Output layers a :class:`Generator` can end with.
 HEADS = ("image", "logits")
+
+#: Normalizations the encoder can use: the paper's instance norm, or (our addition) batch or group norm.
+ENCODER_NORMS = ("in", "bn", "gn")
 
 
 class GeneratorOutput(NamedTuple):
@@ -42,17 +45,27 @@ def _conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1, bias: bool = Tr
     )
 
 
-class ResidualBlock(nn.Module):
-    """Encoder block: two 3x3 convs with instance norm, ReLU between, identity shortcut."""
+def _encoder_norm(kind: str, channels: int, num_groups: int) -> nn.Module:
+    """The encoder's normalization: instance norm without affine (the paper's, no parameters), batch norm
+    (statistics over the batch, running averages at inference) or group norm, both with affine."""
+    if kind == "bn":
+        return nn.BatchNorm2d(channels)
+    if kind == "gn":
+        return nn.GroupNorm(num_groups, channels)
+    return nn.InstanceNorm2d(channels)
 
-    def __init__(self, channels: int) -> None:
+
+class ResidualBlock(nn.Module):
+    """Encoder block: two 3x3 convs, each normalized (instance norm by default), ReLU between, identity shortcut."""
+
+    def __init__(self, channels: int, norm: str = "in", num_groups: int = 1) -> None:
         super().__init__()
         self.body = nn.Sequential(
             _conv(channels, channels, 3, bias=False),
-            nn.InstanceNorm2d(channels),
+            _encoder_norm(norm, channels, num_groups),
             nn.ReLU(inplace=True),
             _conv(channels, channels, 3, bias=False),
-            nn.InstanceNorm2d(channels),
+            _encoder_norm(norm, channels, num_groups),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -122,6 +135,10 @@ class Generator(nn.Module):
         head (str, default "image"): "image" ends with the paper's 7x7 conv and tanh; "logits" (our
             addition, for colour as classification) ends with a 1x1 conv with bias and no activation, so
             that ``image`` holds ``out_channels`` unbounded scores per pixel.
+        encoder_norm (str, default "in"): the encoder's normalization. "in" is the paper's instance norm,
+            which removes each feature map's per-image mean and contrast; "bn" (batch norm) and "gn"
+            (group norm, ``num_groups`` groups) are our additions for colorization, where how bright or
+            how textured a whole photo is can tell what it shows. The decoder is unchanged.
     """
 
     def __init__(
@@ -137,10 +154,13 @@ class Generator(nn.Module):
         upsample_rho_init: float = GIN_RHO_INIT,
         learn_rho: bool = True,
         head: str = "image",
+        encoder_norm: str = "in",
     ) -> None:
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"head must be one of {', '.join(map(repr, HEADS))}, got {head!r}")
+        if encoder_norm not in ENCODER_NORMS:
+            raise ValueError(f"encoder_norm must be one of {', '.join(map(repr, ENCODER_NORMS))}, got {encoder_norm!r}")
         in_channels = _positive_int("in_channels", in_channels)
         out_channels = _positive_int("out_channels", out_channels)
         base_channels = _positive_int("base_channels", base_channels)
@@ -158,21 +178,22 @@ class Generator(nn.Module):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.head_kind = head
+        self.encoder_norm = encoder_norm
         self.use_cam = bool(use_cam)
         c = base_channels
         bottleneck = 4 * c
 
         self.encoder = nn.Sequential(
             _conv(in_channels, c, 7, bias=False),
-            nn.InstanceNorm2d(c),
+            _encoder_norm(encoder_norm, c, num_groups),
             nn.ReLU(inplace=True),
             _conv(c, 2 * c, 3, stride=2, bias=False),
-            nn.InstanceNorm2d(2 * c),
+            _encoder_norm(encoder_norm, 2 * c, num_groups),
             nn.ReLU(inplace=True),
             _conv(2 * c, bottleneck, 3, stride=2, bias=False),
-            nn.InstanceNorm2d(bottleneck),
+            _encoder_norm(encoder_norm, bottleneck, num_groups),
             nn.ReLU(inplace=True),
-            *[ResidualBlock(bottleneck) for _ in range(num_blocks)],
+            *[ResidualBlock(bottleneck, encoder_norm, num_groups) for _ in range(num_blocks)],
         )
         # Constructed even when unused so that pooling is validated the same way in every configuration.
         cam = CAMAttention(bottleneck, pooling=pooling, activation="relu")

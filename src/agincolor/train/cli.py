@@ -7,6 +7,7 @@ import dataclasses
 import sys
 from typing import Sequence
 
+from ..generator import ENCODER_NORMS
 from .config import TrainConfig
 from .losses import PAIRED_LOSSES
 
@@ -50,6 +51,8 @@ _HELP = {
     "rho_init": "initial rho of every AGIN (weight of group norm)",
     "upsample_rho_init": "initial rho of the upsampling GroupInstanceNorms",
     "learn_rho": "learn rho (off: keep it fixed at its initial value, for the GN-only/IN-only ablations)",
+    "encoder_norm": "generator encoder normalization: in (the paper's instance norm), bn (batch norm) or gn "
+    "(group norm, --num-groups groups)",
     "d_base_channels": "discriminator first-layer width",
     "d_local_layers": "convs of the local PatchGAN (5 gives 70x70)",
     "d_global_layers": "convs of the global PatchGAN (7 gives 286x286)",
@@ -93,6 +96,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         elif f.name == "paired_loss":
             parser.add_argument(flag, choices=PAIRED_LOSSES, default=default, help=help_text)
+        elif f.name == "encoder_norm":
+            parser.add_argument(flag, choices=ENCODER_NORMS, default=default, help=help_text)
         elif f.name == "pooling":
             parser.add_argument(flag, default=",".join(default), help=help_text)
         elif f.name in ("gray_data", "init_from"):

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..attention import POOLINGS
 from ..color import AB_BIN_SIZE, AB_LIMIT, ab_bin_count
+from ..generator import ENCODER_NORMS
 from ..norm import AGIN_RHO_INIT, GIN_RHO_INIT
 from .losses import BIN_LOSSES, PAIRED_LOSSES
 
@@ -30,6 +31,7 @@ ARCHITECTURE_FIELDS = (
     "cycle_weight_enabled",
     "adv_weight_enabled",
     "generator_head",
+    "encoder_norm",
 )
 
 
@@ -100,6 +102,7 @@ class TrainConfig:
     rho_init: float = AGIN_RHO_INIT
     upsample_rho_init: float = GIN_RHO_INIT
     learn_rho: bool = True
+    encoder_norm: str = "in"
     # Discriminators.
     d_base_channels: int = 64
     d_local_layers: int = 5
@@ -146,6 +149,8 @@ class TrainConfig:
         bad = [p for p in self.pooling if p not in POOLINGS]
         if bad or not self.pooling:
             raise ValueError(f"pooling must be a non-empty tuple of {POOLINGS}, got {self.pooling}")
+        if self.encoder_norm not in ENCODER_NORMS:
+            raise ValueError(f"encoder_norm must be one of {', '.join(ENCODER_NORMS)}, got {self.encoder_norm!r}")
         if self.paired_loss not in PAIRED_LOSSES:
             raise ValueError(f"paired_loss must be one of {', '.join(PAIRED_LOSSES)}, got {self.paired_loss!r}")
         if self.adv_weight == 0 and self.paired_weight == 0:
@@ -223,6 +228,8 @@ class TrainConfig:
             rho_init=self.rho_init,
             upsample_rho_init=self.upsample_rho_init,
             learn_rho=self.learn_rho,
+            # Only when it departs from the paper's, so that configs of instance-norm models stay as they were.
+            **({"encoder_norm": self.encoder_norm} if self.encoder_norm != "in" else {}),
         )
 
     def discriminator_kwargs(self) -> dict[str, Any]:
