@@ -259,7 +259,8 @@ class Trainer:
         self.ema_updates += 1
         n = self.ema_updates
         decay = min(self.config.ema, (1 + n) / (10 + n))
-        torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G_g.parameters()), 1.0 - decay)
+        for average, current in zip(self.G_ema.parameters(), self.G_g.parameters()):
+            average.lerp_(current, 1.0 - decay)
         for average, current in zip(self.G_ema.buffers(), self.G_g.buffers()):
             average.copy_(current)
 
