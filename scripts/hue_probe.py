@@ -28,11 +28,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from agincolor import Colorizer
-from agincolor.color import rgb_to_lab
 from agincolor.evaluate import list_images
-from agincolor.metrics import RECALL_THRESHOLD
-
-HUES = {"green": 1, "blue": 2}  # the Lab channel whose negative side is the hue
+from agincolor.metrics import HUES, RECALL_THRESHOLD, _lab_of
 
 
 def roc_auc(score: torch.Tensor, positive: torch.Tensor) -> float:
@@ -47,8 +44,14 @@ def roc_auc(score: torch.Tensor, positive: torch.Tensor) -> float:
 
 
 def lab_of(image: Image.Image) -> torch.Tensor:
-    rgb = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)
-    return rgb_to_lab(rgb[None])[0]
+    """(3, H, W) CIELAB of a PIL image, converted as the chroma recall of ``agincolor evaluate`` does."""
+    return torch.from_numpy(_lab_of(np.asarray(image.convert("RGB"), dtype=np.float64))).float()
+
+
+def towards(lab: torch.Tensor, hue: str) -> torch.Tensor:
+    """Each entry's component towards ``hue`` (:data:`agincolor.metrics.HUES`: minus a* for green, minus b* for blue)."""
+    channel, sign = HUES[hue]
+    return sign * lab[channel]
 
 
 def model_scores(model: str, photos: list[Path], size: int, stride: int = 3) -> dict[str, float]:
@@ -56,16 +59,14 @@ def model_scores(model: str, photos: list[Path], size: int, stride: int = 3) -> 
     scores, truths = [], []
     for path in photos:
         photo = Image.open(path).convert("RGB").resize((size, size), Image.BICUBIC)
-        truth = lab_of(photo)[1:].flatten(1)[:, ::stride]
-        out = lab_of(colorizer.colorize(photo.convert("L")))[1:].flatten(1)[:, ::stride]
-        scores.append(out)
-        truths.append(truth)
+        truths.append(lab_of(photo).flatten(1)[:, ::stride])
+        scores.append(lab_of(colorizer.colorize(photo.convert("L"))).flatten(1)[:, ::stride])
     s, t = torch.cat(scores, 1), torch.cat(truths, 1)
-    return {hue: roc_auc(-s[c - 1], t[c - 1] < -RECALL_THRESHOLD) for hue, c in HUES.items()}
+    return {hue: roc_auc(towards(s, hue), towards(t, hue) > RECALL_THRESHOLD) for hue in HUES}
 
 
 def local_features(path: Path, size: int = 64, stride: int = 7) -> tuple[torch.Tensor, torch.Tensor]:
-    """(pixels, 13) gray-only features and (pixels, 2) true ab of every ``stride``-th pixel."""
+    """(pixels, 13) gray-only features and (3, pixels) true CIELAB of every ``stride``-th pixel."""
     lab = lab_of(Image.open(path).convert("RGB").resize((size, size), Image.BILINEAR))[None]
     light = lab[:, :1] / 100.0
     columns = [light]
@@ -79,18 +80,19 @@ def local_features(path: Path, size: int = 64, stride: int = 7) -> tuple[torch.T
     columns += [grad_x.abs()[None, None], grad_y.abs()[None, None], rows]
     columns += [light.mean().expand_as(light), light.std().expand_as(light)]
     features = torch.cat(columns, 1)[0].flatten(1).T[::stride]
-    return features, lab[0, 1:].flatten(1).T[::stride]
+    return features, lab[0].flatten(1)[:, ::stride]
 
 
 def baseline_scores(train: list[Path], photos: list[Path], steps: int = 1500, seed: int = 0) -> dict[str, float]:
     torch.manual_seed(seed)
-    xs, abs_ = zip(*(local_features(p) for p in train))
-    x, ab = torch.cat(xs), torch.cat(abs_)
+    xs, labs = zip(*(local_features(p) for p in train))
+    x, lab = torch.cat(xs), torch.cat(labs, 1)
     mean, std = x.mean(0), x.std(0) + 1e-6
-    vx, vab = (torch.cat(t) for t in zip(*(local_features(p) for p in photos)))
+    vxs, vlabs = zip(*(local_features(p) for p in photos))
+    vx, vlab = torch.cat(vxs), torch.cat(vlabs, 1)
     result = {}
-    for hue, c in HUES.items():
-        label = (ab[:, c - 1] < -RECALL_THRESHOLD).float()
+    for hue in HUES:
+        label = (towards(lab, hue) > RECALL_THRESHOLD).float()
         net = torch.nn.Sequential(
             torch.nn.Linear(x.shape[1], 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 1)
         )
@@ -102,7 +104,7 @@ def baseline_scores(train: list[Path], photos: list[Path], steps: int = 1500, se
             loss.backward()
             opt.step()
         with torch.no_grad():
-            result[hue] = roc_auc(net((vx - mean) / std)[:, 0], vab[:, c - 1] < -RECALL_THRESHOLD)
+            result[hue] = roc_auc(net((vx - mean) / std)[:, 0], towards(vlab, hue) > RECALL_THRESHOLD)
     return result
 
 
