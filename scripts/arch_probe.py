@@ -160,10 +160,14 @@ def main() -> None:
     key = hashlib.sha1(str(data_root.resolve()).encode()).hexdigest()[:8]
     photos = load_photos(paths, out.parent / f".arch_probe_cache_{key}_{len(paths)}.safetensors")
     landscapes = [i for i, p in enumerate(paths) if p.parent.name == "landscape"]
+    if not 0 <= args.holdout <= len(landscapes):
+        parser.error(f"--holdout must lie between 0 and the {len(landscapes)} landscapes under {data_root}")
     held = set(landscapes[len(landscapes) - args.holdout :]) if args.holdout else set()
     keep = [i for i, p in enumerate(paths) if i not in held and (args.only is None or p.parent.name == args.only)]
+    if not keep:
+        parser.error(f"no training photos left under {data_root} (--only {args.only!r}, --holdout {args.holdout})")
     heldout = [Path(args.originals) / paths[i].relative_to(data_root) for i in sorted(held)]
-    train_landscapes = [Path(args.originals) / paths[i].relative_to(data_root) for i in landscapes]
+    train_landscapes = [Path(args.originals) / paths[i].relative_to(data_root) for i in landscapes if i not in held]
     val = list_images(args.val)
     photos = photos[keep]
     print(f"{len(photos)} training photos, {len(heldout)} held out", flush=True)
