@@ -42,7 +42,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hue_probe import HUES, RECALL_THRESHOLD, lab_of, roc_auc, towards  # noqa: E402
+from hue_probe import hue_aucs  # noqa: E402
 
 from agincolor import Generator, clip_rho_  # noqa: E402
 from agincolor.color import rgb_to_gray, rgb_to_lab  # noqa: E402
@@ -118,19 +118,18 @@ def load_photos(paths: list[Path], cache: Path) -> torch.Tensor:
 @torch.no_grad()
 def probe(net: nn.Module, photos: list[Path]) -> dict[str, float]:
     """Green and blue AUCs of ``net`` on the first 200 ``photos`` (see the module docstring)."""
-    net.eval()
-    scores, truths = [], []
-    for path in photos[:PROBE_PHOTOS]:
-        photo = Image.open(path).convert("RGB").resize((PROBE_SIZE, PROBE_SIZE), Image.BICUBIC)
-        truths.append(lab_of(photo).flatten(1)[:, ::3])
+
+    def colorize(photo: Image.Image) -> torch.Tensor:  # ab from the gray photo at 64 px, upsampled; L* unused
         gray = np.asarray(photo.convert("L").resize((SIZE, SIZE), Image.BICUBIC), dtype=np.float32) / 255
         out = net(torch.from_numpy(gray)[None, None].expand(1, 3, -1, -1) * 2 - 1)
         ab = rgb_to_lab(((out.float() + 1) / 2).clamp(0, 1))[:, 1:]
         ab = F.interpolate(ab, size=(PROBE_SIZE, PROBE_SIZE), mode="bilinear", align_corners=False)[0]
-        scores.append(torch.cat([torch.zeros(1, PROBE_SIZE, PROBE_SIZE), ab]).flatten(1)[:, ::3])
+        return torch.cat([torch.zeros(1, PROBE_SIZE, PROBE_SIZE), ab])
+
+    net.eval()
+    aucs = hue_aucs(colorize, photos[:PROBE_PHOTOS], PROBE_SIZE)
     net.train()
-    s, t = torch.cat(scores, 1), torch.cat(truths, 1)
-    return {hue: round(roc_auc(towards(s, hue), towards(t, hue) > RECALL_THRESHOLD), 3) for hue in HUES}
+    return {hue: round(auc, 3) for hue, auc in aucs.items()}
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -54,15 +55,22 @@ def towards(lab: torch.Tensor, hue: str) -> torch.Tensor:
     return sign * lab[channel]
 
 
-def model_scores(model: str, photos: list[Path], size: int, stride: int = 3) -> dict[str, float]:
-    colorizer = Colorizer.from_pretrained(model)
+def hue_aucs(
+    colorize: Callable[[Image.Image], torch.Tensor], photos: list[Path], size: int, stride: int = 3
+) -> dict[str, float]:
+    """Green and blue AUCs of ``colorize`` (a photo cut to ``size`` x ``size`` -> its (3, size, size) CIELAB)."""
     scores, truths = [], []
     for path in photos:
         photo = Image.open(path).convert("RGB").resize((size, size), Image.BICUBIC)
         truths.append(lab_of(photo).flatten(1)[:, ::stride])
-        scores.append(lab_of(colorizer.colorize(photo.convert("L"))).flatten(1)[:, ::stride])
+        scores.append(colorize(photo).flatten(1)[:, ::stride])
     s, t = torch.cat(scores, 1), torch.cat(truths, 1)
     return {hue: roc_auc(towards(s, hue), towards(t, hue) > RECALL_THRESHOLD) for hue in HUES}
+
+
+def model_scores(model: str, photos: list[Path], size: int, stride: int = 3) -> dict[str, float]:
+    colorizer = Colorizer.from_pretrained(model)
+    return hue_aucs(lambda photo: lab_of(colorizer.colorize(photo.convert("L"))), photos, size, stride)
 
 
 def local_features(path: Path, size: int = 64, stride: int = 7) -> tuple[torch.Tensor, torch.Tensor]:
