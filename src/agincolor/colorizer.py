@@ -37,7 +37,7 @@ from .color import (
     rgb_to_lab,
     srgb_to_linear,
 )
-from .generator import MIN_SIZE, Generator
+from .generator import AB_SCALE, MIN_SIZE, Generator
 
 __all__ = [
     "ARCHITECTURE",
@@ -119,6 +119,7 @@ class Colorizer(
             squared (aspect kept, each side at least 32); chroma is then upsampled to the input's size.
         saturation (float, default 1.0): scale applied to the predicted chroma (a, b) before it is joined
             with the input's lightness; below 1 gives more muted colours. ``colorize`` can override it.
+        A generator with ``head="ab"`` predicts CIELAB a*, b* directly (see :class:`~agincolor.Generator`).
         ab_bins (dict, default None): for a generator with ``head="logits"`` only, which then predicts
             scores over a grid of CIELAB ab bins: ``{"bin_size": 10.0, "limit": 110.0}`` (see
             :func:`~agincolor.color.ab_bin_centers`); its ``out_channels`` must be the number of bins.
@@ -171,6 +172,10 @@ class Colorizer(
         """Validate the bin grid against the generator's head; returns it with float values (or None)."""
         head, out = self.generator.head_kind, self.generator.out_channels
         _check_temperature(temperature)
+        if head == "ab":
+            if ab_bins is not None:
+                raise ValueError("ab_bins is only for a generator with head 'logits'; this one predicts ab directly")
+            return None
         if head == "image":
             if ab_bins is not None:
                 raise ValueError("ab_bins is only for a generator with head 'logits'; this one outputs an image")
@@ -418,6 +423,8 @@ class Colorizer(
         if self.ab_bins is not None:
             t = self.temperature if temperature is None else temperature
             return ab_from_bin_logits(output.float(), self.ab_centers.float(), t)
+        if self.generator.head_kind == "ab":
+            return output.float() * AB_SCALE
         return rgb_to_lab(((output.float() + 1) / 2).clamp(0, 1))[:, 1:]
 
     def _colorize_prepared(
