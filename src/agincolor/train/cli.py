@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
+from ..encoders import ENCODERS
 from ..generator import ENCODER_NORMS
 from .config import TrainConfig
 from .losses import PAIRED_LOSSES
 
-__all__ = ["build_parser", "config_from_args", "main"]
+__all__ = ["build_parser", "config_from_args", "load_recipe", "main"]
 
 _HELP = {
     "data": "folder of colour photos (searched recursively for jpg, png, webp, bmp)",
     "out": "run folder: log.jsonl, samples/, checkpoint.pt, colorizer/",
     "gray_data": "optional second folder for the gray domain (unpaired); default: luminance of --data images",
+    "exclude": "sub-folders of --data to leave out (sources held out of training), comma separated",
     "load_size": "images are resized to this square size before cropping (paper: 286)",
     "crop_size": "random crop size, the training resolution (paper: 256)",
     "flip": "random horizontal flips",
@@ -37,9 +41,10 @@ _HELP = {
     "cam_weight": "lambda_4, generator CAM cross-entropy (eq. 7)",
     "paired_weight": "paired error of G_g(gray(y)) against y; > 0 pairs each gray image with its colour original",
     "paired_loss": "form of the paired error: rgb-l1 (image L1), chroma-l1 or chroma-l2 (output's ab on y's "
-    "lightness, as the Colorizer uses it; l2 is what PSNR measures), or ab-bins (colour as classification over "
-    "484 CIELAB ab bins, Zhang et al. 2016: G_g predicts per-pixel bin scores, decoded by an annealed mean; "
-    "needs --adv-weight 0 --cycle-weight 0 --content-weight 0)",
+    "lightness, as the Colorizer uses it; l2 is what PSNR measures), ab-bins (colour as classification over "
+    "484 CIELAB ab bins, Zhang et al. 2016: G_g predicts per-pixel bin scores, decoded by an annealed mean), or "
+    "ab-huber / ab-l2 (G_g predicts CIELAB ab directly, head 'ab'); the last three need --adv-weight 0 "
+    "--cycle-weight 0 --content-weight 0",
     "rebalance": "weight each pixel of the paired term by the rarity of its true colour to this power "
     "(Zhang et al. 2016; 1 is theirs, 0.5 gentler, 0 off), against the drift to brown",
     "rebalance_images": "training photos that estimate the colour prior for --rebalance",
@@ -53,6 +58,14 @@ _HELP = {
     "learn_rho": "learn rho (off: keep it fixed at its initial value, for the GN-only/IN-only ablations)",
     "encoder_norm": "generator encoder normalization: in (the paper's instance norm), bn (batch norm) or gn "
     "(group norm, --num-groups groups)",
+    "encoder": "generator encoder: paper (the paper's, from scratch) or efficientnet_lite0 (ImageNet-pretrained "
+    "EfficientNet-Lite0 under the paper's CAM and AGIN, with a U-Net decoder)",
+    "pretrained_encoder": "start a pretrained-capable encoder from its ImageNet weights (off: from scratch)",
+    "encoder_lr": "learning rate of a pretrained encoder (default: --lr / 10)",
+    "in_channels": "G_g's gray input channels: 3 equal ones (the paper's X_g) or 1; 1 needs --content-weight 0 "
+    "--cam-weight 0 --cycle-weight 0",
+    "decoder_channels": "U-Net decoder widths at strides 16, 8, 4, 2, 1 for a pretrained encoder, comma separated "
+    "(default: 3, 2, 1.5, 1, 0.5 x --base-channels)",
     "d_base_channels": "discriminator first-layer width",
     "d_local_layers": "convs of the local PatchGAN (5 gives 70x70)",
     "d_global_layers": "convs of the global PatchGAN (7 gives 286x286)",
@@ -98,6 +111,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
             parser.add_argument(flag, choices=PAIRED_LOSSES, default=default, help=help_text)
         elif f.name == "encoder_norm":
             parser.add_argument(flag, choices=ENCODER_NORMS, default=default, help=help_text)
+        elif f.name == "encoder":
+            parser.add_argument(flag, choices=tuple(ENCODERS), default=default, help=help_text)
+        elif f.name == "exclude":
+            parser.add_argument(flag, default="", help=help_text)
+        elif f.name == "decoder_channels":
+            parser.add_argument(flag, default=None, help=help_text)
+        elif f.name == "encoder_lr":
+            parser.add_argument(flag, type=float, default=None, help=help_text)
         elif f.name == "pooling":
             parser.add_argument(flag, default=",".join(default), help=help_text)
         elif f.name in ("gray_data", "init_from"):
@@ -110,23 +131,87 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
             parser.add_argument(
                 flag, type=type(default), default=default, required=f.name == "data", help=help_text
             )
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="a training recipe (TOML or JSON) whose keys are these options' names with underscores; "
+        "options given on the command line override it",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if it exists")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
+def _split(value: Any) -> list[str]:
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value]
+    return [p.strip() for p in str(value).split(",") if p.strip()]
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if f.name != "extra"}
-    values["pooling"] = tuple(p.strip() for p in str(values["pooling"]).split(",") if p.strip())
+    values["pooling"] = tuple(_split(values["pooling"]))
+    values["exclude"] = tuple(_split(values["exclude"]))
+    if values["decoder_channels"] is not None:
+        try:
+            values["decoder_channels"] = tuple(int(v) for v in _split(values["decoder_channels"]))
+        except ValueError:
+            raise ValueError(f"decoder_channels must be comma-separated ints, got {values['decoder_channels']!r}") from None
     return TrainConfig(**values)
+
+
+def load_recipe(path: str | Path) -> dict[str, Any]:
+    """Read a training recipe: a TOML (``.toml``) or JSON (``.json``) table of :class:`TrainConfig` fields.
+
+    Raises ``ValueError`` naming an unreadable file, a syntax error or a key that is not a training option.
+    Relative ``data``, ``out`` and ``init_from`` paths are kept as written (relative to where you run).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"recipe {str(path)!r} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".json":
+            values = json.loads(text)
+        elif path.suffix.lower() == ".toml":
+            import tomllib
+
+            values = tomllib.loads(text)
+        else:
+            raise ValueError(f"recipe {str(path)!r} must be a .toml or .json file")
+    except (json.JSONDecodeError, ValueError) as err:
+        if isinstance(err, ValueError) and "must be a .toml" in str(err):
+            raise
+        raise ValueError(f"recipe {str(path)!r} is not valid {path.suffix[1:].upper()}: {err}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"recipe {str(path)!r} must hold a table of options, got {type(values).__name__}")
+    known = {f.name for f in dataclasses.fields(TrainConfig)} - {"extra"}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"recipe {str(path)!r} has unknown options: {', '.join(unknown)}")
+    return values
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     parser = build_parser(prog)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default=None)
+    known, _ = pre.parse_known_args(argv)
+    if known.config is not None:
+        try:
+            recipe = load_recipe(known.config)
+        except ValueError as err:
+            parser.error(str(err))
+        parser.set_defaults(**recipe)
+        if "data" in recipe:
+            for action in parser._actions:
+                if action.dest == "data":
+                    action.required = False
     args = parser.parse_args(argv)
     try:
         config = config_from_args(args)
-    except ValueError as err:
+    except (TypeError, ValueError) as err:
         parser.error(str(err))
     from .trainer import Trainer
 

@@ -8,9 +8,10 @@ from typing import Any
 
 from ..attention import POOLINGS
 from ..color import AB_BIN_SIZE, AB_LIMIT, ab_bin_count
+from ..encoders import ENCODERS
 from ..generator import ENCODER_NORMS
 from ..norm import AGIN_RHO_INIT, GIN_RHO_INIT
-from .losses import BIN_LOSSES, PAIRED_LOSSES
+from .losses import AB_LOSSES, BIN_LOSSES, PAIRED_LOSSES
 
 __all__ = ["TrainConfig", "ARCHITECTURE_FIELDS"]
 
@@ -32,6 +33,9 @@ ARCHITECTURE_FIELDS = (
     "adv_weight_enabled",
     "generator_head",
     "encoder_norm",
+    "encoder",
+    "in_channels",
+    "decoder_channels",
 )
 
 
@@ -39,7 +43,8 @@ ARCHITECTURE_FIELDS = (
 class TrainConfig:
     """Everything a training run needs. Defaults follow the paper (section 4.2 and eq. 9).
 
-    Data: ``data`` is a folder tree of colour photos; the gray domain is their luminance, drawn
+    Data: ``data`` is a folder tree of colour photos, less the sub-folders named in ``exclude`` (sources
+    held out of training); the gray domain is their luminance, drawn
     independently (unpaired) unless ``paired_weight`` > 0, when each gray image is the luminance of the
     colour image beside it; ``gray_data`` takes gray images from a second folder instead (unpaired only).
     Images are resized to ``load_size`` and randomly cropped to ``crop_size`` with horizontal flips.
@@ -59,6 +64,13 @@ class TrainConfig:
     discriminator is built at all: with the paired term this is plain supervised regression, one
     generator pass per step.
 
+    Encoder: ``encoder`` "paper" (the paper's generator) or "efficientnet_lite0" (our pretrained-encoder
+    generator, see :class:`~agincolor.Generator`), which starts from its ImageNet weights unless
+    ``pretrained_encoder`` is False or ``init_from`` gives other weights, and learns at ``encoder_lr``
+    (default ``lr`` / 10) while the rest learns at ``lr``. ``in_channels`` 1 feeds G_g one gray channel
+    instead of three equal ones; eqs. 6 and 7 need a colour input to G_g, so ``content_weight`` and
+    ``cam_weight`` must then be 0 (the CAM classifier still attends; its ablation is ``use_cam``).
+
     Optimisation: Adam(lr, betas), batch ``batch_size`` per process, ``steps`` steps, learning rate
     constant, then linearly decayed to zero from ``decay_start`` (a fraction of ``steps``). With
     ``time_budget`` (seconds) the run also ends when that much training time has passed, and the decay
@@ -73,6 +85,7 @@ class TrainConfig:
     data: str = ""
     out: str = "runs/agincolor"
     gray_data: str | None = None
+    exclude: tuple[str, ...] = ()
     load_size: int = 286
     crop_size: int = 256
     flip: bool = True
@@ -103,6 +116,11 @@ class TrainConfig:
     upsample_rho_init: float = GIN_RHO_INIT
     learn_rho: bool = True
     encoder_norm: str = "in"
+    encoder: str = "paper"
+    pretrained_encoder: bool = True
+    encoder_lr: float | None = None
+    in_channels: int = 3
+    decoder_channels: tuple[int, ...] | None = None
     # Discriminators.
     d_base_channels: int = 64
     d_local_layers: int = 5
@@ -125,6 +143,23 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.pooling = tuple(self.pooling)
+        self.exclude = tuple(self.exclude)
+        if self.decoder_channels is not None:
+            self.decoder_channels = tuple(self.decoder_channels)
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
+        if self.in_channels not in (1, 3):
+            raise ValueError(f"in_channels must be 1 or 3, got {self.in_channels!r}")
+        if self.in_channels == 1:
+            on = [n for n in ("content_weight", "cam_weight", "cycle_weight") if getattr(self, n) > 0]
+            if on:
+                raise ValueError(
+                    "in_channels 1 gives G_g no colour input, which eqs. 5-7 need: set "
+                    + ", ".join(f"{n} (now {getattr(self, n)})" for n in on)
+                    + " to 0"
+                )
+        if self.encoder_lr is not None and not self.encoder_lr > 0:
+            raise ValueError(f"encoder_lr must be > 0 when given, got {self.encoder_lr!r}")
         for name in (
             "load_size", "crop_size", "batch_size", "steps", "log_every", "sample_every", "checkpoint_every",
             "rebalance_images",
@@ -160,7 +195,7 @@ class TrainConfig:
             )
         if self.paired_weight > 0 and self.gray_data:
             raise ValueError("paired_weight > 0 needs gray images made from the colour ones; drop gray_data")
-        if self.generator_head == "logits":
+        if self.generator_head in ("logits", "ab"):
             others = [n for n in ("adv_weight", "cycle_weight", "content_weight") if getattr(self, n) > 0]
             if others or self.paired_weight == 0:
                 raise ValueError(
@@ -193,6 +228,9 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["pooling"] = list(self.pooling)
+        d["exclude"] = list(self.exclude)
+        if self.decoder_channels is not None:
+            d["decoder_channels"] = list(self.decoder_channels)
         return d
 
     @classmethod
@@ -205,8 +243,11 @@ class TrainConfig:
 
     @property
     def generator_head(self) -> str:
-        """G_g's output layer: "logits" (scores over ab bins) for the ab-bins paired term, else "image"."""
-        return "logits" if self.paired_loss in BIN_LOSSES else "image"
+        """G_g's output layer: "logits" (scores over ab bins) for the ab-bins paired term, "ab" for the
+        direct ab regressions, else "image"."""
+        if self.paired_loss in BIN_LOSSES:
+            return "logits"
+        return "ab" if self.paired_loss in AB_LOSSES else "image"
 
     @property
     def ab_bins(self) -> dict[str, float] | None:
@@ -218,6 +259,15 @@ class TrainConfig:
         extra: dict[str, Any] = {}
         if self.generator_head == "logits":
             extra = {"head": "logits", "out_channels": ab_bin_count(AB_BIN_SIZE, AB_LIMIT) ** 2}
+        elif self.generator_head == "ab":
+            extra = {"head": "ab", "out_channels": 2}
+        # Only what departs from the paper's generator, so that configs of earlier models stay as they were.
+        if self.in_channels != 3:
+            extra["in_channels"] = self.in_channels
+        if self.encoder != "paper":
+            extra["encoder"] = self.encoder
+        if self.decoder_channels is not None:
+            extra["decoder_channels"] = list(self.decoder_channels)
         return dict(
             **extra,
             base_channels=self.base_channels,
@@ -228,7 +278,6 @@ class TrainConfig:
             rho_init=self.rho_init,
             upsample_rho_init=self.upsample_rho_init,
             learn_rho=self.learn_rho,
-            # Only when it departs from the paper's, so that configs of instance-norm models stay as they were.
             **({"encoder_norm": self.encoder_norm} if self.encoder_norm != "in" else {}),
         )
 

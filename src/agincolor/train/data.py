@@ -26,14 +26,30 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
-def find_images(root: str | os.PathLike[str]) -> list[Path]:
-    """All image files (by extension) under ``root``, recursively, in a stable sorted order."""
+def find_images(root: str | os.PathLike[str], exclude: Sequence[str] = ()) -> list[Path]:
+    """All image files (by extension) under ``root``, recursively, in a stable sorted order.
+
+    ``exclude`` names sub-folders of ``root`` (relative paths, e.g. ``"portraits"``) whose images are left
+    out, for holding whole sources out of training; each must exist, so that a typo cannot hold out nothing.
+    """
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"data folder {str(root)!r} does not exist")
     if not root.is_dir():
         raise NotADirectoryError(f"data path {str(root)!r} is not a folder")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    skipped = []
+    for name in exclude:
+        folder = root / name
+        if not folder.is_dir():
+            raise ValueError(f"excluded folder {name!r} is not a sub-folder of {str(root)!r}")
+        skipped.append(folder.resolve())
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in IMAGE_EXTENSIONS
+        and p.is_file()
+        and not any(p.resolve().is_relative_to(folder) for folder in skipped)
+    )
     if not files:
         raise ValueError(
             f"data folder {str(root)!r} holds no images (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})"
@@ -69,12 +85,13 @@ class ImageFolder(Dataset):
         crop_size: int = 256,
         flip: bool = True,
         scale_min: float = 1.0,
+        exclude: Sequence[str] = (),
     ) -> None:
         if crop_size > load_size:
             raise ValueError(f"crop_size ({crop_size}) must not exceed load_size ({load_size})")
         if not 0 < scale_min <= 1:
             raise ValueError(f"scale_min must be in (0, 1], got {scale_min}")
-        self.files = find_images(root)
+        self.files = find_images(root, exclude)
         self.load_size = load_size
         self.crop_size = crop_size
         self.flip = flip

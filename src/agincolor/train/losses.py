@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from ..color import AB_BIN_SIZE, AB_LIMIT, ab_bin_count, ab_bin_index, lab_to_rgb, rgb_to_lab
 from ..discriminator import DiscriminatorOutput
+from ..generator import AB_SCALE
 
 __all__ = [
     "adversarial_loss",
@@ -28,6 +29,7 @@ __all__ = [
     "paired_loss",
     "PAIRED_LOSSES",
     "BIN_LOSSES",
+    "AB_LOSSES",
     "ChromaRebalance",
 ]
 
@@ -86,10 +88,16 @@ def cam_generator_loss(source_logits: torch.Tensor, target_logits: torch.Tensor)
 
 
 #: Forms of the paired term, see :func:`paired_loss`.
-PAIRED_LOSSES = ("rgb-l1", "chroma-l1", "chroma-l2", "ab-bins")
+PAIRED_LOSSES = ("rgb-l1", "chroma-l1", "chroma-l2", "ab-bins", "ab-huber", "ab-l2")
 
 #: The paired forms whose generator output is per-pixel logits over ab bins rather than an image.
 BIN_LOSSES = ("ab-bins",)
+
+#: The paired forms whose generator predicts CIELAB a*, b* directly (``head="ab"``).
+AB_LOSSES = ("ab-huber", "ab-l2")
+
+#: Where the ab Huber loss turns from quadratic to linear, in CIELAB units.
+AB_HUBER_DELTA = 5.0
 
 
 def paired_loss(
@@ -112,6 +120,11 @@ def paired_loss(
       10x10 CIELAB units), and the loss is the cross-entropy against the bin of each pixel's true ab. It
       learns a distribution over colours instead of their average, so an unsure pixel is not pulled to a
       brown mean; the Colorizer decodes it with an annealed mean.
+
+    - ``"ab-huber"``, ``"ab-l2"``: ``colorized`` is a ``head="ab"`` generator's ``(N, 2, H, W)`` output,
+      CIELAB a*, b* over :data:`~agincolor.generator.AB_SCALE`, compared with y's own ab by a Huber loss
+      (quadratic within :data:`AB_HUBER_DELTA` CIELAB units, linear beyond, so that a few vivid outliers
+      do not dominate) or by squared error, both in units of AB_SCALE. Lightness is never predicted.
 
     ``pixel_weights``, an optional ``(N, 1, H, W)`` map (from :class:`ChromaRebalance`), weights each
     pixel's error; the loss is then the weighted mean over pixels and channels.
@@ -139,6 +152,18 @@ def paired_loss(
             )
         target = _ab_bin_index(original, AB_BIN_SIZE, AB_LIMIT)
         error = F.cross_entropy(colorized.float(), target, reduction="none").unsqueeze(1)
+        return _weighted_mean(error, pixel_weights)
+    if kind in AB_LOSSES:
+        if colorized.dim() != 4 or colorized.shape[1] != 2 or colorized.shape[2:] != original.shape[2:]:
+            raise ValueError(
+                f"the {kind} loss needs ab of shape (N, 2, H, W) = {(original.shape[0], 2, *original.shape[2:])}, "
+                f"got {tuple(colorized.shape)}"
+            )
+        target = rgb_to_lab((original.float() + 1) / 2)[:, 1:] / AB_SCALE
+        if kind == "ab-l2":
+            error = (colorized.float() - target).square()
+        else:
+            error = F.huber_loss(colorized.float(), target, reduction="none", delta=AB_HUBER_DELTA / AB_SCALE)
         return _weighted_mean(error, pixel_weights)
     pred = ((colorized.float() + 1) / 2).clamp(0, 1)
     truth = (original.float() + 1) / 2

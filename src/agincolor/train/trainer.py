@@ -26,7 +26,8 @@ from torch.utils.data import DataLoader
 from ..color import ab_bin_centers, ab_bin_index, ab_from_bin_logits, lab_to_rgb, rgb_to_gray, rgb_to_lab
 from ..colorizer import DEFAULT_TEMPERATURE
 from ..discriminator import Discriminator
-from ..generator import Generator
+from ..encoders import load_pretrained_encoder
+from ..generator import AB_SCALE, Generator
 from ..norm import AGIN, GroupInstanceNorm, clip_rho_
 from . import losses as L
 from .config import ARCHITECTURE_FIELDS, TrainConfig
@@ -172,7 +173,9 @@ class Trainer:
         self.out = Path(config.out)
         torch.manual_seed(config.seed)
 
-        self.color_data = ImageFolder(config.data, config.load_size, config.crop_size, config.flip, config.scale_min)
+        self.color_data = ImageFolder(
+            config.data, config.load_size, config.crop_size, config.flip, config.scale_min, config.exclude
+        )
         self.gray_data = (
             ImageFolder(config.gray_data, config.load_size, config.crop_size, config.flip, config.scale_min)
             if config.gray_data
@@ -186,11 +189,12 @@ class Trainer:
 
         gk = config.generator_kwargs()
         dk = config.discriminator_kwargs()
-        self.G_g = Generator(in_channels=3, **{"out_channels": 3, **gk}).to(self.device)
+        self.G_g = Generator(**{"in_channels": 3, "out_channels": 3, **gk}).to(self.device)
         self.adversarial = config.adv_weight_enabled
         self.reverse = config.cycle_weight_enabled
         self.D_c = Discriminator(in_channels=3, **dk).to(self.device) if self.adversarial else None
-        self.G_c = Generator(in_channels=3, out_channels=3, **gk).to(self.device) if self.reverse else None
+        reverse_kwargs = {**gk, "in_channels": 3, "out_channels": 3, "head": "image"}
+        self.G_c = Generator(**reverse_kwargs).to(self.device) if self.reverse else None
         self.D_g = (
             Discriminator(in_channels=3, **dk).to(self.device) if self.reverse and self.adversarial else None
         )
@@ -205,11 +209,20 @@ class Trainer:
         # elementwise passes over 100M+ parameters in the paper configuration.
         adam = dict(lr=config.lr, betas=betas, weight_decay=config.weight_decay)
         fused = {"fused": True} if self.device.type in ("cpu", "cuda") else {}
+        # A pretrained encoder learns more slowly than the fresh layers around it (its own group and rate).
+        g_groups: list[dict[str, Any]] = [{"params": self.g_params, "base_lr": config.lr}]
+        if config.encoder != "paper":
+            encoder_ids = {id(p) for p in self.G_g.encoder.parameters()}
+            encoder_lr = config.encoder_lr if config.encoder_lr is not None else config.lr / 10
+            g_groups = [
+                {"params": [p for p in self.g_params if id(p) not in encoder_ids], "base_lr": config.lr},
+                {"params": list(self.G_g.encoder.parameters()), "base_lr": encoder_lr, "lr": encoder_lr},
+            ]
         try:
-            self.opt_g = torch.optim.Adam(self.g_params, **adam, **fused)
+            self.opt_g = torch.optim.Adam(g_groups, **adam, **fused)
             self.opt_d = torch.optim.Adam(self.d_params, **adam, **fused) if self.d_params else None
         except (RuntimeError, TypeError):  # a torch or device without the fused kernel
-            self.opt_g = torch.optim.Adam(self.g_params, **adam)
+            self.opt_g = torch.optim.Adam(g_groups, **adam)
             self.opt_d = torch.optim.Adam(self.d_params, **adam) if self.d_params else None
         self.base_lr = config.lr
         self.step = 0
@@ -225,6 +238,8 @@ class Trainer:
         if resumed:
             self.load_checkpoint(self.out / CHECKPOINT_NAME)
         else:
+            if config.encoder != "paper" and config.pretrained_encoder and parent is None:
+                load_pretrained_encoder(self.G_g.encoder)
             if self.G_g.head_kind == "logits" and not head_loaded:
                 if parent is not None and parent.head_kind == "image":
                     self._start_head_at_parent(parent)
@@ -460,7 +475,7 @@ class Trainer:
         lr = self.base_lr * factor
         for opt in self._optimizers().values():
             for group in opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = group.get("base_lr", self.base_lr) * factor
         return lr
 
     def train_step(self, color: torch.Tensor, gray: torch.Tensor | None = None) -> dict[str, float]:
@@ -477,6 +492,8 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
             y = y.contiguous(memory_format=torch.channels_last)
         G_g, G_c, D_c, D_g = self.G_g, self.G_c, self.D_c, self.D_g
+        # G_g's input: one gray channel or the three equal ones of the X_g domain.
+        x_g = x[:, :1] if G_g.in_channels == 1 else x
         reverse = G_c is not None
         terms = dict.fromkeys(("g_adv", "g_cycle", "g_content", "g_cam", "g_paired"), 0.0)
 
@@ -509,7 +526,7 @@ class Trainer:
         # Translation branches: gray -> colour (adversarial on D_c, cycle back through G_c, paired L1) and,
         # with the reverse direction, colour -> gray.
         fakes = []
-        for G, F_, D, source, target in ((G_g, G_c, D_c, x, y), (G_c, G_g, D_g, y, x)):
+        for G, F_, D, source, target in ((G_g, G_c, D_c, x_g, y), (G_c, G_g, D_g, y, x)):
             if G is None:
                 continue
             with self._autocast():
@@ -688,7 +705,7 @@ class Trainer:
         net = self.exported_generator
         was_training = net.training
         net.eval()
-        out = net(gray)
+        out = net(gray[:, : net.in_channels])
         net.train(was_training)
         heat = out.heatmap.float()
         heat = heat - heat.amin(dim=(2, 3), keepdim=True)
@@ -700,6 +717,9 @@ class Trainer:
             ab = ab_from_bin_logits(image, ab_bin_centers(**self.config.ab_bins), DEFAULT_TEMPERATURE)
             lightness = rgb_to_lab((color.float() + 1) / 2)[:, :1]
             image = lab_to_rgb(torch.cat([lightness, ab], dim=1)) * 2 - 1
+        elif self.config.generator_head == "ab":  # predicted ab on the photo's own L
+            lightness = rgb_to_lab((color.float() + 1) / 2)[:, :1]
+            image = lab_to_rgb(torch.cat([lightness, image * AB_SCALE], dim=1)) * 2 - 1
         rows = torch.stack([gray, image, color, heat.expand_as(color)], dim=1).flatten(0, 1)
         path = self.out / "samples" / f"step_{self.step:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
