@@ -107,7 +107,6 @@ class Colorizer(
     PyTorchModelHubMixin,
     library_name="agincolor",
     tags=["image-colorization", "agincolor", "u-gat-it"],
-    license="mit",
     pipeline_tag="image-to-image",
 ):
     """A gray-to-colour generator with everything needed to colorize images of any size.
@@ -126,6 +125,11 @@ class Colorizer(
         temperature (float, default 0.38): with ``ab_bins``, the annealed-mean temperature that turns the
             predicted distribution into one colour per pixel (1: its mean; towards 0: its mode).
         architecture (str): must be ``"agincolor.Generator"``; a config for anything else is refused.
+        license (str, default None): the weights' licence, an SPDX-style id of the Hub ("apache-2.0") or
+            "other". Weights inherit the terms of the photos they were trained on, so there is no
+            permissive default: None is written to a generated model card as "other".
+        license_terms (str, default None): with "other", the terms in a few words (which data, which use);
+            a generated card's ``license_name`` is their slug ("research use only": research-use-only).
 
     Load with :meth:`from_pretrained` (no argument: the model bundled in the package; a folder; or a Hub
     id), save with ``save_pretrained`` / ``push_to_hub`` (config.json + model.safetensors + model card).
@@ -139,6 +143,8 @@ class Colorizer(
         ab_bins: dict[str, float] | None = None,
         temperature: float = DEFAULT_TEMPERATURE,
         architecture: str = ARCHITECTURE,
+        license: str | None = None,
+        license_terms: str | None = None,
         **unexpected: Any,
     ) -> None:
         super().__init__()
@@ -167,6 +173,21 @@ class Colorizer(
             self.register_buffer("ab_centers", ab_bin_centers(**self.ab_bins), persistent=False)
         self.generator_config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in generator.items()}
         self.working_size = working_size
+        for name, value in (("license", license), ("license_terms", license_terms)):
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ValueError(f"{name} must be a non-empty string or None, got {value!r}")
+        self.license = license
+        self.license_terms = license_terms
+
+    def generate_model_card(self, *args: Any, **kwargs: Any) -> Any:
+        """The Hub mixin's model card, with this model's own licence (never a hard-coded one)."""
+        card = super().generate_model_card(*args, **kwargs)
+        card.data.license = self.license or "other"
+        if card.data.license == "other":
+            # The Hub wants a slug here; the terms themselves belong in the card's text.
+            terms = self.license_terms or "terms of the training data"
+            card.data.license_name = re.sub(r"[^a-z0-9]+", "-", terms.lower()).strip("-")
+        return card
 
     def _check_ab_bins(self, ab_bins: dict[str, float] | None, temperature: float) -> dict[str, float] | None:
         """Validate the bin grid against the generator's head; returns it with float values (or None)."""
