@@ -14,7 +14,7 @@ from ..generator import ENCODER_NORMS
 from .config import TrainConfig
 from .losses import PAIRED_LOSSES
 
-__all__ = ["build_parser", "config_from_args", "load_recipe", "main"]
+__all__ = ["build_parser", "config_from_args", "load_recipe", "parse_args", "main"]
 
 _HELP = {
     "data": "folder of colour photos (searched recursively for jpg, png, webp, bmp)",
@@ -193,7 +193,8 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     return values
 
 
-def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+def parse_args(argv: Sequence[str] | None = None, prog: str | None = None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+    """Parse training options: a ``--config`` recipe's values become the defaults, flags override them."""
     parser = build_parser(prog)
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", default=None)
@@ -208,7 +209,11 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             for action in parser._actions:
                 if action.dest == "data":
                     action.required = False
-    args = parser.parse_args(argv)
+    return parser, parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    parser, args = parse_args(argv, prog)
     try:
         config = config_from_args(args)
     except (TypeError, ValueError) as err:
