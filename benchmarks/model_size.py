@@ -25,18 +25,30 @@ except ImportError:  # running from a checkout without PYTHONPATH=src
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from agincolor import Discriminator, Generator
 
+
+def _lite0() -> nn.Module:
+    # The v0.4 default model's generator (recipes/lite0-ab.toml).
+    return Generator(
+        encoder="efficientnet_lite0", in_channels=1, out_channels=2, head="ab", base_channels=32, num_blocks=2, num_groups=8
+    )
+
+
+LITE0 = "efficientnet_lite0 + CAM + 2 AGIN blocks + U-Net, 32 base, 1 gray channel in, ab out"
+
 # (model, configuration shown in the table, constructor, input size)
 CASES: list[tuple[str, str, Callable[[], nn.Module], int]] = [
     ("Generator", "default: 64 base, 4 blocks, 32 groups", lambda: Generator(), 256),
     ("Generator", "small: 32 base, 4 blocks, 32 groups", lambda: Generator(base_channels=32, num_groups=32), 256),
     ("Generator", "small: 32 base, 4 blocks, 32 groups", lambda: Generator(base_channels=32, num_groups=32), 128),
+    ("Generator", LITE0, _lite0, 256),
+    ("Generator", LITE0, _lite0, 128),
     ("Discriminator", "default: 64 base, local 5 + global 7 layers, no cap", lambda: Discriminator(), 256),
     ("Discriminator", "64 base, local 5 + global 7 layers, max_channels=256", lambda: Discriminator(max_channels=256), 256),
 ]
 
 
 def forward_flops(model: nn.Module, size: int) -> int:
-    x = torch.zeros(1, 3, size, size)
+    x = torch.zeros(1, getattr(model, "in_channels", 3), size, size)
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         model(x)

@@ -6,6 +6,7 @@ Each configuration runs in its own subprocess so that peak memory is its own.
 
     python benchmarks/train_step.py                # paper configuration and a small one
     python benchmarks/train_step.py --config paper --iters 5 --threads 2
+    python benchmarks/train_step.py --config lite0 --channels-last --amp-too   # fp32 against bf16, same run
 
 The paper configuration matches the reference U-GAT-IT measurement in DESIGN.md (light generator, 64
 base channels, 4+4 blocks, the full two-scale discriminators, batch 1, 256x256, all four networks):
@@ -32,6 +33,12 @@ CONFIGS = {
         crop_size=128, load_size=144, base_channels=32, num_blocks=4, num_groups=8, batch_size=8,
         d_max_channels=256, d_global_layers=6, cycle_weight=0.0, paired_weight=30.0,
     ),
+    # The pretrained-encoder generator of the v0.4 default model (recipes/lite0-ab.toml), supervised only.
+    "lite0": dict(
+        crop_size=128, load_size=128, encoder="efficientnet_lite0", in_channels=1, base_channels=32,
+        num_blocks=2, num_groups=8, batch_size=16, paired_weight=1.0, paired_loss="ab-huber", adv_weight=0.0,
+        cycle_weight=0.0, content_weight=0.0, cam_weight=0.0, pretrained_encoder=False,
+    ),
 }
 REFERENCE = {"paper": {"seconds": 22.9, "peak_gb": 9.8, "g_forward_s": 0.74}}
 
@@ -46,7 +53,7 @@ def _make_data(folder: Path, size: int) -> None:
         Image.fromarray(arr).save(folder / f"{i}.png")
 
 
-def run_one(name: str, iters: int, threads: int, amp: bool) -> dict:
+def run_one(name: str, iters: int, threads: int, amp: bool, channels_last: bool = False) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -58,7 +65,9 @@ def run_one(name: str, iters: int, threads: int, amp: bool) -> dict:
         data.mkdir()
         cfg_values = dict(CONFIGS[name])
         _make_data(data, cfg_values["load_size"])
-        cfg = TrainConfig(data=str(data), out=str(Path(tmp) / "out"), workers=0, amp=amp, **cfg_values)
+        cfg = TrainConfig(
+            data=str(data), out=str(Path(tmp) / "out"), workers=0, amp=amp, channels_last=channels_last, **cfg_values
+        )
         trainer = Trainer(cfg, progress=False)
         b = cfg.batch_size
         color = torch.rand(b, 3, cfg.crop_size, cfg.crop_size) * 2 - 1
@@ -78,12 +87,14 @@ def run_one(name: str, iters: int, threads: int, amp: bool) -> dict:
         with torch.no_grad():
             for _ in range(3):
                 start = time.perf_counter()
-                trainer.G_g(gray[:1])
+                trainer.G_g(gray[:1, : trainer.G_g.in_channels])
                 fwd.append(time.perf_counter() - start)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "config": name,
         "amp": amp,
+        "channels_last": channels_last,
+        "images_per_s": b / statistics.median(times),
         "batch": b,
         "size": cfg.crop_size,
         "median_s": statistics.median(times),
@@ -100,17 +111,22 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=5, help="timed iterations (median reported)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast")
+    parser.add_argument("--amp-too", action="store_true", help="run each configuration without and with --amp")
+    parser.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_one(args.child, args.iters, args.threads, args.amp)))
+        print(json.dumps(run_one(args.child, args.iters, args.threads, args.amp, args.channels_last)))
         return
-    print("| config | batch x size | amp | median s/iter | peak RSS GB | GFLOP/iter | G forward s | vs reference (time, memory, G forward) |")
-    print("| --- | --- | --- | ---: | ---: | ---: | ---: | --- |")
-    for name in args.config or sorted(CONFIGS):
+    print("| config | batch x size | amp | channels-last | median s/iter | images/s | peak RSS GB | GFLOP/iter | G forward s | vs reference (time, memory, G forward) |")
+    print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    runs = [(name, amp) for name in args.config or sorted(CONFIGS) for amp in ((False, True) if args.amp_too else (args.amp,))]
+    for name, amp in runs:
         cmd = [sys.executable, __file__, "--child", name, "--iters", str(args.iters), "--threads", str(args.threads)]
-        if args.amp:
+        if amp:
             cmd.append("--amp")
+        if args.channels_last:
+            cmd.append("--channels-last")
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
         r = json.loads(out)
         ref = REFERENCE.get(name)
@@ -121,7 +137,8 @@ def main() -> None:
             else "-"
         )
         print(
-            f"| {name} | {r['batch']} x {r['size']} | {r['amp']} | {r['median_s']:.2f} | "
+            f"| {name} | {r['batch']} x {r['size']} | {r['amp']} | {r['channels_last']} | {r['median_s']:.2f} | "
+            f"{r['images_per_s']:.1f} | "
             f"{r['peak_rss_gb']:.2f} | {r['gflop_per_iter']:.0f} | {r['g_forward_s']:.2f} | {ratio} |",
             flush=True,
         )
