@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 import agincolor.colorizer as colorizer_module
 from agincolor.color import rgb_to_lab
 from agincolor.colorizer import DEFAULT_MODEL_DIR, ColorizeResult, Colorizer, ImageReadError
-from agincolor.generator import MIN_SIZE
+from agincolor.generator import AB_SCALE, MIN_SIZE
 
 TINY = {"base_channels": 8, "num_groups": 8, "num_blocks": 1}
 WORKING_SIZE = 32
@@ -838,3 +838,90 @@ def test_temperature_is_refused_for_a_model_that_outputs_an_image(model: Coloriz
 def test_a_config_whose_head_and_bins_disagree_is_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Colorizer(**kwargs)
+
+
+# ------------------------------------------------------------------- CIELAB ab predicted directly
+# EfficientNet-Lite0 encoder, one gray input channel, a 1x1 head giving (a*, b*) / AB_SCALE.
+LITE0_AB = {
+    "encoder": "efficientnet_lite0",
+    "in_channels": 1,
+    "out_channels": 2,
+    "head": "ab",
+    "base_channels": 8,
+    "num_blocks": 1,
+    "num_groups": 4,
+}
+
+
+def make_ab_colorizer(seed: int = 0, **kwargs) -> Colorizer:
+    torch.manual_seed(seed)
+    return Colorizer(generator=dict(LITE0_AB), working_size=64, **kwargs).eval()
+
+
+@pytest.fixture(scope="module")
+def ab_model() -> Colorizer:
+    return make_ab_colorizer()
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "I;16"])
+def test_an_ab_head_model_keeps_size_and_lightness_of_a_pil_image(ab_model: Colorizer, mode: str) -> None:
+    h, w = 45, 70
+    image, expected_l, alpha = make_pil(mode, h, w, np.random.default_rng(3))
+    out = ab_model.colorize(image)
+    assert isinstance(out, Image.Image) and out.size == (w, h)
+    assert out.mode == ("RGBA" if mode == "RGBA" else "RGB")
+    arr = np.asarray(out)
+    assert_lightness_kept(expected_l, arr[..., :3])
+    if alpha is not None:
+        np.testing.assert_array_equal(arr[..., 3], alpha)
+
+
+def test_an_ab_head_model_paints_the_ab_its_head_predicts_on_the_inputs_lightness() -> None:
+    model = make_ab_colorizer()
+    with torch.no_grad():  # the 1x1 head predicts (a, b) = (30, -20) everywhere
+        conv = model.generator.head[0]
+        conv.weight.zero_()
+        conv.bias.copy_(torch.tensor([30.0, -20.0]) / AB_SCALE)
+    value = np.full((40, 52), 128, np.uint8)
+    out = model.colorize(value)
+    assert out.shape == (40, 52, 3)
+    lab = rgb_to_lab(torch.from_numpy(out.astype(np.float64) / 255).permute(2, 0, 1))
+    assert np.abs(lab[1].numpy() - 30.0).max() < 1.5 and np.abs(lab[2].numpy() + 20.0).max() < 1.5
+    assert_lightness_kept(lightness_of_gray(value / 255.0), out)
+
+
+def test_chroma_of_an_ab_head_output_is_the_output_times_ab_scale(ab_model: Colorizer) -> None:
+    torch.manual_seed(0)
+    output = torch.randn(2, 2, 5, 7)
+    ab = ab_model.chroma_of(output)
+    assert ab.dtype == torch.float32 and ab.shape == (2, 2, 5, 7)
+    torch.testing.assert_close(ab, output * AB_SCALE)
+    torch.testing.assert_close(ab_model.chroma_of(output.half()), output.half().float() * AB_SCALE)
+
+
+def test_an_ab_head_model_refuses_ab_bins_and_temperature(ab_model: Colorizer) -> None:
+    with pytest.raises(ValueError, match="ab_bins"):
+        Colorizer(generator=dict(LITE0_AB), working_size=64, ab_bins=BINS)
+    with pytest.raises(ValueError, match="temperature"):
+        ab_model.colorize(np.zeros((33, 33), np.uint8), temperature=0.5)
+
+
+def test_an_ab_head_model_gives_attention_at_the_inputs_size(ab_model: Colorizer) -> None:
+    result = ab_model.colorize(Image.fromarray(random_rgb(np.random.default_rng(4), 50, 90)), return_attention=True)
+    assert isinstance(result, ColorizeResult)
+    assert result.image.size == (90, 50) and result.attention.size == (90, 50) and result.attention.mode == "L"
+
+
+def test_an_ab_head_model_saves_and_loads_with_identical_outputs(ab_model: Colorizer, tmp_path: Path) -> None:
+    ab_model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["generator"] == LITE0_AB and config["working_size"] == 64
+    loaded = Colorizer.from_pretrained(tmp_path)
+    assert loaded.generator.head_kind == "ab" and loaded.generator.encoder_name == "efficientnet_lite0"
+    for key, value in ab_model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    image = Image.fromarray(random_rgb(np.random.default_rng(6), 61, 47))
+    np.testing.assert_array_equal(np.asarray(loaded.colorize(image)), np.asarray(ab_model.colorize(image)))
+    gray = torch.rand(1, 1, 64, 96) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(loaded(gray).image, ab_model(gray).image)

@@ -223,3 +223,146 @@ def test_generator_rejects_bad_input_shapes_with_clear_value_error(
 
 def test_generator_minimum_size_is_32() -> None:
     assert MIN_SIZE == 32
+
+
+# --- on a pretrained-capable encoder (EfficientNet-Lite0) --------------------------------------------
+
+# Decoder widths default to 3, 2, 1.5, 1 and 0.5 x base_channels (24, 16, 12, 8, 4) under a bottleneck of
+# 32: num_groups 4 divides them all.
+LITE0_AB = {
+    "encoder": "efficientnet_lite0",
+    "in_channels": 1,
+    "out_channels": 2,
+    "head": "ab",
+    "base_channels": 8,
+    "num_blocks": 1,
+    "num_groups": 4,
+}
+
+
+@pytest.fixture(scope="module")
+def lite0_generator() -> Generator:
+    torch.manual_seed(0)
+    return Generator(**LITE0_AB).eval()
+
+
+@pytest.mark.parametrize(("h", "w"), [(32, 32), (33, 47), (64, 96)])
+def test_lite0_ab_generator_keeps_the_input_size_with_its_heatmap_at_stride_32(
+    lite0_generator: Generator, h: int, w: int
+) -> None:
+    assert lite0_generator.size_multiple == 32
+    with torch.no_grad():
+        out = lite0_generator(torch.rand(2, 1, h, w) * 2 - 1)
+    assert out.image.shape == (2, 2, h, w)
+    assert out.cam_logits.shape == (2, 2)
+    # The input is padded to a multiple of 32; the bottleneck is that at 1/32.
+    assert out.heatmap.shape == (2, 1, math.ceil(h / 32), math.ceil(w / 32))
+    assert torch.isfinite(out.image).all()
+
+
+@pytest.mark.parametrize("mode", ["as built", "after eval then train"])
+def test_lite0_generator_takes_a_batch_of_one_in_training_mode_with_frozen_encoder_statistics(mode: str) -> None:
+    torch.manual_seed(0)
+    model = Generator(**LITE0_AB)  # a new module is in training mode
+    if mode != "as built":
+        model.eval().train()
+    assert model.training
+    norms = [m for m in model.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and not [m for m in norms if m.training]
+    before = [m.running_mean.clone() for m in norms]
+    out = model(torch.rand(1, 1, 32, 32) * 2 - 1)  # a 1x1 map at stride 32
+    assert out.image.shape == (1, 2, 32, 32) and out.heatmap.shape == (1, 1, 1, 1)
+    assert torch.isfinite(out.image).all() and torch.isfinite(out.cam_logits).all()
+    assert all(torch.equal(m.running_mean, b) for m, b in zip(norms, before))
+
+
+def test_lite0_generator_output_does_not_depend_on_the_batch_even_while_training() -> None:
+    torch.manual_seed(0)
+    model = Generator(**LITE0_AB).eval().train()
+    x = torch.rand(3, 1, 40, 36) * 2 - 1
+    with torch.no_grad():
+        together = model(x).image
+        alone = model(x[1:2]).image
+    torch.testing.assert_close(together[1:2], alone, rtol=1e-5, atol=1e-5)
+
+
+def test_lite0_generator_with_rgb_input_and_image_head() -> None:
+    model = Generator(encoder="efficientnet_lite0", **TINY).eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 48, 40) * 2 - 1)
+    assert out.image.shape == (1, 3, 48, 40)
+    assert out.image.min() >= -1.0 and out.image.max() <= 1.0  # the paper's tanh head
+
+
+def test_lite0_generator_decoder_channels_set_the_unet_widths() -> None:
+    model = Generator(**{**LITE0_AB, "decoder_channels": (16, 16, 8, 8, 4)})
+    widths = [block.body[0][1].out_channels for block in model.upsample]
+    assert widths == [16, 16, 8, 8, 4]
+    assert model.head[0].in_channels == 4
+    assert model(torch.zeros(1, 1, 32, 64)).image.shape == (1, 2, 32, 64)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"out_channels": 3}, "out_channels"),
+        ({"out_channels": 1}, "out_channels"),
+        ({"encoder_norm": "bn"}, "encoder_norm"),
+        ({"encoder_norm": "gn"}, "encoder_norm"),
+        ({"num_groups": 8}, "num_groups"),  # 8 does not divide the widths 12 and 4
+        ({"num_groups": 3}, "num_groups"),
+        ({"encoder": "resnet50"}, "encoder"),
+        ({"in_channels": 2}, "in_channels"),
+        ({"decoder_channels": (24, 16, 12, 8)}, "decoder_channels"),
+        ({"decoder_channels": (24, 16, 12, 8, 0)}, "decoder_channels"),
+    ],
+)
+def test_lite0_generator_rejects_bad_arguments_naming_them(kwargs: dict, argument: str) -> None:
+    with pytest.raises(ValueError, match=argument):
+        Generator(**{**LITE0_AB, **kwargs})
+
+
+def test_decoder_channels_are_refused_for_the_paper_encoder() -> None:
+    with pytest.raises(ValueError, match="decoder_channels"):
+        Generator(**TINY, decoder_channels=(24, 16, 12, 8, 4))
+
+
+def test_unknown_encoder_name_lists_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="'paper', 'efficientnet_lite0'"):
+        Generator(**TINY, encoder="resnet50")
+
+
+def test_the_paper_generator_is_unchanged_by_the_pretrained_encoder_option() -> None:
+    model = Generator()
+    assert model.encoder_name == "paper" and model.size_multiple == 4 and model.head_kind == "image"
+    state = model.state_dict()
+    assert not [k for k in state if "bridge" in k or "stem" in k]
+    # The paper layout's tensors, counted before the option existed: 44 tensors, 10,589,888 numbers.
+    assert len(state) == 44 and sum(v.numel() for v in state.values()) == 10_589_888
+    assert isinstance(model.encoder, torch.nn.Sequential) and isinstance(model.upsample, torch.nn.Sequential)
+    tiny = Generator(**TINY)
+    assert tiny.size_multiple == 4
+    assert tiny(torch.zeros(1, 3, 33, 35)).heatmap.shape == (1, 1, 9, 9)
+
+
+def test_lite0_generator_gradients_reach_encoder_and_decoder_in_one_backward() -> None:
+    torch.manual_seed(0)
+    model = Generator(**LITE0_AB).eval().train()
+    out = model(torch.rand(2, 1, 33, 47) * 2 - 1)
+    (out.image.square().mean() + out.cam_logits.sum()).backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None, name
+        assert torch.isfinite(param.grad).all(), name
+
+    def reached(prefix: str) -> list[str]:
+        return [n for n, p in model.named_parameters() if n.startswith(prefix) and p.grad.abs().sum() > 0]
+
+    # Every encoder parameter (through the bridge and every skip), down to the stem's first conv.
+    encoder = [n for n, _ in model.named_parameters() if n.startswith("encoder.")]
+    assert reached("encoder.") == encoder
+    assert "encoder.stem.0.weight" in encoder
+    for prefix in ("bridge.", "cam.", "mlp.", "to_gamma.", "to_beta.", "decoder_blocks.", "upsample.", "head."):
+        assert reached(prefix), prefix
+    # Each U-Net stage's first conv, down to the finest stride.
+    for k in range(5):
+        assert f"upsample.{k}.body.0.1.weight" in reached("upsample."), k

@@ -854,3 +854,392 @@ def test_two_process_gloo_run_averages_gradients_and_writes_once(data_dir: Path,
             tight = step == 1 or term in ("g_total", "g_cam", "d_total")
             rel = (1e-5 if step == 1 else 1e-4) if tight else 1e-2
             assert ddp_record[term] == pytest.approx(single_record[term], rel=rel, abs=1e-6), (step, term)
+
+
+# ------------------------------------------------------------------------ pretrained encoder, ab head
+# EfficientNet-Lite0 from its ImageNet weights, one gray input channel, CIELAB ab by a Huber loss: plain
+# supervised regression (no discriminator, no reverse generator).
+LITE0_AB_RUN: dict[str, Any] = dict(
+    encoder="efficientnet_lite0",
+    in_channels=1,
+    paired_loss="ab-huber",
+    paired_weight=1.0,
+    adv_weight=0.0,
+    cycle_weight=0.0,
+    content_weight=0.0,
+    cam_weight=0.0,
+)
+
+
+def _imagenet_gray_stem() -> torch.Tensor:
+    from agincolor.encoders import efficientnet_lite0_imagenet_state
+
+    return efficientnet_lite0_imagenet_state()["stem.0.weight"].sum(dim=1, keepdim=True)
+
+
+def test_lite0_ab_run_starts_from_imagenet_and_exports_a_colorizer_that_loads(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    trainer = Trainer(_config(data_dir, out, steps=3, batch_size=2, **LITE0_AB_RUN), progress=False)
+    G = trainer.G_g
+    assert (G.encoder_name, G.in_channels, G.head_kind, G.out_channels) == ("efficientnet_lite0", 1, "ab", 2)
+    assert trainer.D_c is None and trainer.G_c is None and trainer.D_g is None and trainer.opt_d is None
+    stem = G.encoder.stem[0].weight
+    assert torch.equal(stem, _imagenet_gray_stem())  # the ImageNet stem, summed over RGB
+    before = stem.detach().clone()
+    trainer.train()
+    assert not torch.equal(G.encoder.stem[0].weight, before)  # the encoder learns too
+
+    log = _read_log(out)
+    assert [r["step"] for r in log] == [1, 2, 3]
+    assert all(r["g_paired"] > 0 and math.isfinite(r["g_paired"]) and r["g_adv"] == 0 for r in log)
+    assert all(r["d_total"] == 0 for r in log)
+    assert len(list((out / "samples").glob("*.png"))) == 1
+
+    folder = out / "colorizer"
+    loaded = Colorizer.from_pretrained(folder)
+    assert loaded.generator_config["encoder"] == "efficientnet_lite0"
+    assert loaded.generator_config["in_channels"] == 1 and loaded.generator_config["head"] == "ab"
+    x = to_gray(_batch(trainer, range(3)))[:, :1]
+    reference = copy.deepcopy(G).half().float().eval()
+    with torch.no_grad():
+        assert torch.equal(loaded.generator(x).image, reference(x).image)  # the trained weights in float16
+    colour = loaded.colorize(_ramp_image(3).convert("L"))
+    assert colour.size == (40, 40) and colour.mode == "RGB"
+
+
+def test_lite0_ab_run_lowers_its_ab_error(data_dir: Path, tmp_path: Path) -> None:
+    config = _config(data_dir, tmp_path / "out", steps=20, batch_size=2, lr=3e-3, **LITE0_AB_RUN)
+    trainer = Trainer(config, progress=False)
+    y = _batch(trainer, range(len(trainer.color_data)))
+
+    def error() -> float:
+        trainer.G_g.eval()
+        with torch.no_grad():
+            e = float(paired_loss(trainer.G_g(to_gray(y)[:, :1]).image, y, "ab-huber"))
+        trainer.G_g.train()
+        return e
+
+    before = error()
+    trainer.train()
+    after = error()
+    assert after < 0.8 * before, f"ab Huber loss went from {before:.4f} to only {after:.4f}"
+
+
+def test_lite0_run_keeps_the_encoders_imagenet_statistics_and_trains_at_batch_1(data_dir: Path, tmp_path: Path) -> None:
+    # Batch 1 of 32x32 crops gives 1x1 maps at stride 32: only frozen statistics make that work.
+    trainer = Trainer(_config(data_dir, tmp_path / "out", steps=2, batch_size=1, **LITE0_AB_RUN), progress=False)
+    norms = [m for m in trainer.G_g.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert not [m for m in norms if m.training]
+    imagenet = [(m.running_mean.clone(), m.running_var.clone()) for m in norms]
+    trainer.train()
+    for m, (mean, var) in zip(norms, imagenet):
+        assert torch.equal(m.running_mean, mean) and torch.equal(m.running_var, var)
+
+
+def test_pretrained_encoder_false_does_not_load_the_imagenet_weights(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the ImageNet weights were loaded")
+
+    monkeypatch.setattr("agincolor.train.trainer.load_pretrained_encoder", refuse)
+    trainer = Trainer(_config(data_dir, tmp_path / "out", pretrained_encoder=False, **LITE0_AB_RUN), progress=False)
+    monkeypatch.undo()
+    assert not torch.equal(trainer.G_g.encoder.stem[0].weight, _imagenet_gray_stem())
+
+
+def test_encoder_learns_in_its_own_param_group_and_the_decay_scales_both_rates(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    lr = 1e-3
+    trainer = Trainer(_config(data_dir, tmp_path / "out", steps=4, batch_size=2, lr=lr, **LITE0_AB_RUN), progress=False)
+    groups = trainer.opt_g.param_groups
+    assert len(groups) == 2
+    rest, encoder = ({id(p) for p in g["params"]} for g in groups)
+    assert encoder == {id(p) for p in trainer.G_g.encoder.parameters()}
+    assert not rest & encoder and rest | encoder == {id(p) for p in trainer.G_g.parameters()}
+    assert [g["lr"] for g in groups] == pytest.approx([lr, lr / 10])  # encoder_lr defaults to lr / 10
+
+    seen: list[list[float]] = []
+    step = trainer.train_step
+
+    def recording_step(*args: Any) -> dict[str, float]:
+        terms = step(*args)
+        seen.append([g["lr"] for g in trainer.opt_g.param_groups])
+        return terms
+
+    trainer.train_step = recording_step  # type: ignore[method-assign]
+    trainer.train()
+    # decay_start 0.5 of 4 steps: constant for steps 1-3 (fractions 0, 1/4, 1/2), halved at step 4 (3/4).
+    assert seen == [pytest.approx([lr * f, lr / 10 * f]) for f in (1.0, 1.0, 1.0, 0.5)]
+    assert [r["lr"] for r in _read_log(tmp_path / "out")] == pytest.approx([lr, lr, lr, lr / 2])
+
+    chosen = Trainer(_config(data_dir, tmp_path / "b", lr=lr, encoder_lr=3e-5, **LITE0_AB_RUN), progress=False)
+    assert [g["lr"] for g in chosen.opt_g.param_groups] == pytest.approx([lr, 3e-5])
+    paper = Trainer(_config(data_dir, tmp_path / "c", cycle_weight=0.0), progress=False)
+    assert len(paper.opt_g.param_groups) == 1
+
+
+def test_resume_refuses_a_lite0_checkpoint_with_another_input_or_decoder(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    Trainer(_config(data_dir, out, **LITE0_AB_RUN), progress=False).save_checkpoint()
+    for overrides, field in (
+        (dict(in_channels=3), "in_channels"),
+        (dict(decoder_channels=(24, 16, 12, 8, 8)), "decoder_channels"),
+        (dict(encoder="paper"), "encoder"),
+    ):
+        with pytest.raises(ValueError, match=field):
+            Trainer(_config(data_dir, out, **{**LITE0_AB_RUN, **overrides}), resume=True, progress=False)
+    resumed = Trainer(_config(data_dir, out, **{**LITE0_AB_RUN, "encoder_lr": 1e-5}), resume=True, progress=False)
+    assert resumed.step == 0
+
+
+@pytest.mark.parametrize("option", ["cam_weight", "content_weight", "cycle_weight"])
+def test_one_input_channel_with_a_term_that_needs_a_colour_input_is_refused_naming_it(option: str) -> None:
+    with pytest.raises(ValueError, match=option):
+        TrainConfig(data="data", **{**LITE0_AB_RUN, option: 1.0})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        (dict(encoder="resnet50"), "encoder"),
+        (dict(in_channels=2), "in_channels"),
+        (dict(encoder_lr=0.0), "encoder_lr"),
+        (dict(encoder_lr=-1e-4), "encoder_lr"),
+        (dict(paired_loss="ab-huber", paired_weight=0.0), "paired_weight"),
+        (dict(paired_loss="ab-l2", paired_weight=1.0, adv_weight=1.0), "adv_weight"),
+    ],
+)
+def test_invalid_encoder_options_raise_value_error_naming_the_field(overrides: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(data="data", **{**LITE0_AB_RUN, **overrides})
+
+
+def test_ab_paired_losses_are_zero_at_the_truths_ab_and_huber_turns_linear_past_5_units() -> None:
+    from agincolor.generator import AB_SCALE
+    from agincolor.train.losses import AB_HUBER_DELTA
+
+    torch.manual_seed(0)
+    y = torch.rand(2, 3, 8, 9) * 2 - 1
+    truth = rgb_to_lab((y + 1) / 2)[:, 1:] / AB_SCALE
+    for kind in ("ab-huber", "ab-l2"):
+        assert float(paired_loss(truth, y, kind)) == pytest.approx(0.0, abs=1e-12)
+        assert float(paired_loss(truth + 0.01 * torch.randn_like(truth), y, kind)) > 0
+    delta = AB_HUBER_DELTA / AB_SCALE
+    small, large = 1.1 / AB_SCALE, 0.5  # 1.1 and 55 CIELAB units off, in every channel and pixel
+    assert float(paired_loss(truth + small, y, "ab-huber")) == pytest.approx(0.5 * small**2, rel=1e-3)
+    assert float(paired_loss(truth - large, y, "ab-huber")) == pytest.approx(delta * (large - delta / 2), rel=1e-3)
+    assert float(paired_loss(truth + large, y, "ab-l2")) == pytest.approx(large**2, rel=1e-3)
+    # Pixel weights select which errors count.
+    weights = torch.zeros(2, 1, 8, 9)
+    weights[:, :, :4] = 1.0
+    off = truth.clone()
+    off[:, :, 4:] += large
+    assert float(paired_loss(off, y, "ab-huber", pixel_weights=weights)) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 8, 9), (2, 2, 8, 8), (2, 1, 8, 9), (2, 2, 9, 8)])
+def test_ab_paired_losses_refuse_an_output_of_the_wrong_shape(shape: tuple[int, ...]) -> None:
+    y = torch.zeros(2, 3, 8, 9)
+    for kind in ("ab-huber", "ab-l2"):
+        with pytest.raises(ValueError, match=r"\(N, 2, H, W\)"):
+            paired_loss(torch.zeros(shape), y, kind)
+
+
+# ------------------------------------------------------------------------------------ held-out folders
+def _source_tree(root: Path) -> dict[str, list[Path]]:
+    return {
+        "a": _write_images(root / "a", count=2),
+        "b": _write_images(root / "b", count=2) + _write_images(root / "b" / "deeper", count=1),
+        "bb": _write_images(root / "bb", count=1),  # shares b's prefix, but is another folder
+        "top": _write_images(root, count=1),
+    }
+
+
+def test_exclude_leaves_out_the_named_sub_folders_and_only_those(tmp_path: Path) -> None:
+    from agincolor.train.data import ImageFolder, find_images
+
+    tree = _source_tree(tmp_path / "data")
+    everything = sorted(p for paths in tree.values() for p in paths)
+    assert find_images(tmp_path / "data") == everything
+    assert find_images(tmp_path / "data", exclude=["b"]) == sorted(tree["a"] + tree["bb"] + tree["top"])
+    assert find_images(tmp_path / "data", exclude=["b", "a", "bb"]) == tree["top"]
+    assert find_images(tmp_path / "data", exclude=["b/deeper"]) == sorted(set(everything) - set(tree["b"][2:]))
+    assert ImageFolder(tmp_path / "data", 36, 32, exclude=("a", "b")).files == sorted(tree["bb"] + tree["top"])
+
+
+def test_exclude_of_a_folder_that_does_not_exist_is_refused_naming_it(tmp_path: Path) -> None:
+    from agincolor.train.data import find_images
+
+    _source_tree(tmp_path / "data")
+    with pytest.raises(ValueError, match="'portraits'"):
+        find_images(tmp_path / "data", exclude=["a", "portraits"])
+    with pytest.raises(ValueError, match="img0.png"):
+        find_images(tmp_path / "data", exclude=["img0.png"])  # a file, not a folder
+    with pytest.raises(ValueError, match="no images"):
+        find_images(tmp_path / "data", exclude=["a", "b", "bb", "."])
+
+
+def test_trainer_trains_without_the_excluded_sources(tmp_path: Path) -> None:
+    tree = _source_tree(tmp_path / "data")
+    config = _config(tmp_path / "data", tmp_path / "out", exclude=["b", "bb"], cycle_weight=0.0)
+    trainer = Trainer(config, progress=False)
+    assert trainer.color_data.files == sorted(tree["a"] + tree["top"])
+    assert trainer.config.to_dict()["exclude"] == ["b", "bb"]
+    with pytest.raises(ValueError, match="'c'"):
+        Trainer(_config(tmp_path / "data", tmp_path / "out", exclude=["c"]), progress=False)
+
+
+# ----------------------------------------------------------------------------- recipes (--config)
+class _RecordingTrainer:
+    """Stands in for Trainer in the command line: records the config it is given, trains nothing."""
+
+    configs: list[TrainConfig] = []
+
+    def __init__(self, config: TrainConfig, resume: bool = False, progress: bool = True) -> None:
+        self.configs.append(config)
+        self.world = type("World", (), {"is_main": False})()
+
+    def train(self) -> dict[str, float]:
+        return {}
+
+
+@pytest.fixture
+def recording_cli(monkeypatch: pytest.MonkeyPatch) -> list[TrainConfig]:
+    seen: list[TrainConfig] = []
+    monkeypatch.setattr(_RecordingTrainer, "configs", seen)
+    monkeypatch.setattr("agincolor.train.trainer.Trainer", _RecordingTrainer)
+    return seen
+
+
+RECIPE_TOML = """
+# a tiny recipe
+data = "photos"
+out = "runs/recipe"
+encoder = "efficientnet_lite0"
+in_channels = 1
+paired_loss = "ab-huber"
+paired_weight = 1.0
+adv_weight = 0.0
+cycle_weight = 0.0
+content_weight = 0.0
+cam_weight = 0.0
+base_channels = 8
+num_blocks = 1
+num_groups = 4
+decoder_channels = [24, 16, 12, 8, 4]
+pooling = ["avg", "max"]
+exclude = ["portraits", "urban"]
+steps = 50
+lr = 1e-3
+flip = false
+"""
+
+
+def test_a_toml_recipe_sets_the_options_and_flags_override_it(tmp_path: Path, recording_cli: list[TrainConfig]) -> None:
+    from agincolor.train.cli import main
+
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(RECIPE_TOML)
+    assert main(["--config", str(recipe), "--no-progress"]) == 0
+    assert main(["--config", str(recipe), "--steps", "2", "--lr", "5e-4", "--exclude", "food", "--flip",
+                 "--no-progress"]) == 0  # fmt: skip
+    from_recipe, overridden = recording_cli
+    assert (from_recipe.data, from_recipe.out, from_recipe.encoder, from_recipe.in_channels) == (
+        "photos", "runs/recipe", "efficientnet_lite0", 1,
+    )  # fmt: skip
+    assert from_recipe.paired_loss == "ab-huber" and from_recipe.generator_head == "ab"
+    assert from_recipe.decoder_channels == (24, 16, 12, 8, 4) and from_recipe.pooling == ("avg", "max")
+    assert from_recipe.exclude == ("portraits", "urban")
+    assert (from_recipe.steps, from_recipe.lr, from_recipe.flip) == (50, 1e-3, False)
+    assert from_recipe.crop_size == TrainConfig().crop_size  # not in the recipe: the default
+    # The command line wins over the recipe; the rest of the recipe stays.
+    assert (overridden.steps, overridden.lr, overridden.exclude, overridden.flip) == (2, 5e-4, ("food",), True)
+    assert overridden.encoder == "efficientnet_lite0" and overridden.in_channels == 1
+    assert dataclasses.replace(overridden, steps=50, lr=1e-3, exclude=("portraits", "urban"), flip=False) == from_recipe
+
+
+def test_a_json_recipe_works_like_a_toml_one(tmp_path: Path, recording_cli: list[TrainConfig]) -> None:
+    import tomllib
+
+    from agincolor.train.cli import load_recipe, main
+
+    values = tomllib.loads(RECIPE_TOML)
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps(values))
+    assert load_recipe(recipe) == values
+    toml = tmp_path / "recipe.toml"
+    toml.write_text(RECIPE_TOML)
+    assert main(["--config", str(recipe), "--data", "elsewhere"]) == 0
+    assert main(["--config", str(toml), "--data", "elsewhere"]) == 0
+    assert recording_cli[0] == recording_cli[1] and recording_cli[0].data == "elsewhere"
+
+
+def test_the_shipped_lite0_recipe_is_a_valid_training_config() -> None:
+    from agincolor.train.cli import load_recipe
+
+    values = load_recipe(REPO / "recipes" / "lite0-ab.toml")
+    config = TrainConfig(**values)
+    assert config.encoder == "efficientnet_lite0" and config.generator_head == "ab" and config.in_channels == 1
+
+
+def test_a_recipe_with_unknown_options_is_refused_naming_them(
+    tmp_path: Path, recording_cli: list[TrainConfig], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agincolor.train.cli import load_recipe, main
+
+    recipe = tmp_path / "typo.toml"
+    recipe.write_text('data = "photos"\nlearning_rate = 1e-3\nresume = true\nsteps = 2\n')
+    with pytest.raises(ValueError, match="learning_rate, resume"):
+        load_recipe(recipe)
+    with pytest.raises(SystemExit) as info:
+        main(["--config", str(recipe)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown options: learning_rate, resume" in err and "typo.toml" in err
+    assert recording_cli == []
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("broken.toml", 'data = "photos\nsteps = 2\n', "is not valid TOML"),
+        ("broken.json", '{"data": "photos", "steps": 2', "is not valid JSON"),
+        ("list.json", '["data", "photos"]', "must hold a table of options"),
+        ("recipe.yaml", "data: photos\n", "must be a .toml or .json file"),
+    ],
+)
+def test_an_unreadable_recipe_gives_a_clear_error(
+    tmp_path: Path, recording_cli: list[TrainConfig], capsys: pytest.CaptureFixture[str], name: str, text: str,
+    message: str,
+) -> None:  # fmt: skip
+    from agincolor.train.cli import load_recipe, main
+
+    recipe = tmp_path / name
+    recipe.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        load_recipe(recipe)
+    with pytest.raises(SystemExit) as info:
+        main(["--config", str(recipe), "--data", "photos"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and name in err and "Traceback" not in err
+    assert recording_cli == []
+
+
+def test_a_missing_recipe_or_an_invalid_combination_is_a_usage_error(
+    tmp_path: Path, recording_cli: list[TrainConfig], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agincolor.train.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--config", str(tmp_path / "absent.toml")])
+    err = capsys.readouterr().err
+    assert "absent.toml" in err and "does not exist" in err
+    recipe = tmp_path / "gray.toml"
+    recipe.write_text(RECIPE_TOML)
+    with pytest.raises(SystemExit):
+        main(["--config", str(recipe), "--cam-weight", "999"])  # one gray channel: no colour input for eq. 7
+    assert "cam_weight" in capsys.readouterr().err
+    assert recording_cli == []

@@ -179,6 +179,8 @@ class EfficientNetLite0(nn.Module):
             self.fc = nn.Linear(_LITE0_HEAD, 1000)
         self.out_channels = tuple(_LITE0_STAGES[i][4] for i in _LITE0_FEATURE_STAGES.values())
         self.strides = tuple(_LITE0_FEATURE_STAGES)
+        # A new module is in training mode without train() having run: freeze the statistics now too.
+        self.train()
 
     def train(self, mode: bool = True) -> "EfficientNetLite0":
         super().train(mode)

@@ -175,7 +175,10 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
         if path.suffix.lower() == ".json":
             values = json.loads(text)
         elif path.suffix.lower() == ".toml":
-            import tomllib
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10: the same parser as a package (a dependency there)
+                import tomli as tomllib
 
             values = tomllib.loads(text)
         else:
