@@ -8,6 +8,9 @@ docs/images/typical.jpg: validation photos picked by rule, not by eye: those at 
 colorized | ground truth).
 docs/images/failures.jpg: the validation photos where the model loses most PSNR against the gray input
 (gray input | colorized | ground truth), with their numbers printed.
+docs/images/grid24.jpg: 24 validation photos picked by rule, every (count / 24)-th of the sorted list
+(BSDS500 mixes people, animals, buildings and landscapes, so people are among them), each as colorized
+over ground truth, in 6 columns.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ def main() -> None:
     parser.add_argument("--val", required=True)
     parser.add_argument("--failures", type=int, default=4)
     parser.add_argument("--typical", type=int, default=5)
+    parser.add_argument("--grid", type=int, default=24, help="photos in grid24.jpg")
     parser.add_argument("--model", default=None, help="Colorizer folder (default: the bundled model)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "images"), help="folder for the figures")
     args = parser.parse_args()
@@ -90,6 +94,12 @@ def main() -> None:
     for loss, path, *_ in picks:
         print(f"typical: {path.name}: {-loss:+.2f} dB against the gray input")
     stack([row([g, c, t], 200) for _, _, g, c, t in picks]).save(out_dir / "typical.jpg", quality=88)
+
+    by_name = sorted(scored, key=lambda s: s[1].name)
+    chosen = [by_name[int(k * len(by_name) / args.grid)] for k in range(args.grid)]
+    print("grid:", " ".join(f"{path.name} ({-loss:+.2f} dB)" for loss, path, *_ in chosen))
+    cells = [stack([c.resize((128, 128), Image.LANCZOS), t.resize((128, 128), Image.LANCZOS)]) for _, _, _, c, t in chosen]
+    stack([row(cells[i : i + 6], cells[0].height) for i in range(0, len(cells), 6)]).save(out_dir / "grid24.jpg", quality=88)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,84 @@
+"""Evaluate colorizers on several source folders, each and pooled, with the protocol of `agincolor evaluate`.
+
+For choosing models on sources held out of training: one row per model and folder, plus a pooled row
+over the folders named by ``--pooled`` (chroma recalls pooled over all their pixels, PSNR averaged over
+all their photos). ``--limit N`` takes N photos spread evenly over each folder's sorted list (every k-th),
+not its first N, so a folder sorted by class is still sampled across classes.
+
+    python scripts/evaluate_sources.py --model src/agincolor/pretrained --model runs/x/colorizer \\
+        --folder val=../shared/data/val/bsds500 --folder portraits=../shared/data/train/portraits \\
+        --folder urban=../shared/data/train/urban --pooled portraits,urban --limit 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+from agincolor import Colorizer
+from agincolor.evaluate import evaluate, list_images
+
+
+def spread(files: list[Path], limit: int | None) -> list[Path]:
+    if not limit or limit >= len(files):
+        return files
+    step = len(files) / limit
+    return [files[int(i * step)] for i in range(limit)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", required=True, help="Colorizer folder, or 'bundled'")
+    parser.add_argument("--folder", action="append", required=True, metavar="NAME=DIR")
+    parser.add_argument("--pooled", default="", help="comma-separated folder names to pool into one more row")
+    parser.add_argument("--limit", type=int, default=None, help="photos per folder, spread evenly")
+    parser.add_argument("--saturation", type=float, action="append", help="one or more saturations to try")
+    parser.add_argument("--size", type=int, default=None, help="working size (default: the model's own)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=None, help="also write every result to this file")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    folders: dict[str, list[Path]] = {}
+    for item in args.folder:
+        name, sep, path = item.partition("=")
+        if not sep:
+            parser.error(f"--folder takes NAME=DIR, got {item!r}")
+        folders[name] = spread(list_images(path), args.limit)
+    pooled = [p for p in args.pooled.split(",") if p]
+    unknown = [p for p in pooled if p not in folders]
+    if unknown:
+        parser.error(f"--pooled names unknown folders: {', '.join(unknown)}")
+    groups = dict(folders)
+    if pooled:
+        groups["pooled(" + "+".join(pooled) + ")"] = [f for p in pooled for f in folders[p]]
+    results = []
+    print("| model | saturation | folder | photos | PSNR | gray PSNR | vs gray | SSIM | colourfulness (truth) | green | blue |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
+    for model in args.model:
+        colorizer = Colorizer.from_pretrained(None if model == "bundled" else model)
+        if args.size:
+            colorizer.working_size = args.size
+        for saturation in args.saturation or [colorizer.saturation]:
+            for name, files in groups.items():
+                r = evaluate(lambda ims: colorizer.colorize(ims, saturation=saturation), files).rows
+                m, g, t = r["model"], r["gray baseline"], r["ground truth"]
+                fmt = lambda v: "-" if v is None or math.isnan(v) else f"{v:.3f}"  # noqa: E731
+                print(
+                    f"| {model} | {saturation:.2f} | {name} | {len(files)} | {m['psnr']:.2f} | {g['psnr']:.2f} | "
+                    f"{m['psnr'] - g['psnr']:+.2f} | {m['ssim']:.4f} | {m['colorfulness']:.1f} ({t['colorfulness']:.1f}) | "
+                    f"{fmt(m['green'])} | {fmt(m['blue'])} |",
+                    flush=True,
+                )
+                results.append({"model": model, "saturation": saturation, "folder": name, "photos": len(files), **r})
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=lambda v: None))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
