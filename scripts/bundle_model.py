@@ -1,6 +1,7 @@
 """Write a trained Colorizer folder into the package as the bundled default model (fp16 safetensors).
 
-    python scripts/bundle_model.py runs/x/colorizer --working-size 128 --saturation 0.6 --card docs/model_card.md
+    python scripts/bundle_model.py runs/x/colorizer --working-size 128 --saturation 0.6 --card docs/model_card.md \
+        --license other --license-terms "research use only (training photos' terms)"
 
 A model that predicts ab bins keeps its bin grid; --temperature sets its annealed-mean temperature
 (default: the source's).
@@ -18,6 +19,8 @@ parser.add_argument("--working-size", type=int, required=True)
 parser.add_argument("--saturation", type=float, required=True)
 parser.add_argument("--temperature", type=float, default=None, help="annealed-mean temperature (ab-bins models)")
 parser.add_argument("--card", default=None, help="model card (markdown) to ship as README.md")
+parser.add_argument("--license", required=True, help="the weights' licence: a Hub id or 'other' (they inherit the data's terms)")
+parser.add_argument("--license-terms", default=None, help="with 'other': the terms in a few words")
 args = parser.parse_args()
 
 trained = Colorizer.from_pretrained(args.source)
@@ -29,6 +32,8 @@ bundled = Colorizer(
     saturation=args.saturation,
     ab_bins=trained.ab_bins,
     temperature=trained.temperature if args.temperature is None else args.temperature,
+    license=args.license,
+    license_terms=args.license_terms,
 )
 bundled.load_state_dict(trained.state_dict())
 if DEFAULT_MODEL_DIR.exists():

@@ -13,6 +13,7 @@ not its first N, so a folder sorted by class is still sampled across classes.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -64,8 +65,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.size:
             colorizer.working_size = args.size
         for saturation in args.saturation or [colorizer.saturation]:
+            # The pooled row sees the same photos again: colorize each only once.
+            done: dict[bytes, object] = {}
+
+            def run(images: list, saturation: float = saturation) -> list:
+                keys = [hashlib.md5(im.tobytes()).digest() for im in images]
+                todo = [(k, im) for k, im in zip(keys, images) if k not in done]
+                if todo:
+                    for (k, _), out in zip(todo, colorizer.colorize([im for _, im in todo], saturation=saturation)):
+                        done[k] = out
+                return [done[k] for k in keys]
+
             for name, files in groups.items():
-                r = evaluate(lambda ims: colorizer.colorize(ims, saturation=saturation), files).rows
+                r = evaluate(run, files).rows
                 m, g, t = r["model"], r["gray baseline"], r["ground truth"]
                 fmt = lambda v: "-" if v is None or math.isnan(v) else f"{v:.3f}"  # noqa: E731
                 print(
