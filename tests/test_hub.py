@@ -206,3 +206,35 @@ def test_save_pretrained_writes_a_model_card_for_the_hub(tmp_path: Path) -> None
     card = (tmp_path / "README.md").read_text()
     assert "library_name: agincolor" in card
     assert "image-colorization" in card
+
+
+# ------------------------------------------------------------------------------------------ licence
+def test_a_saved_model_card_carries_the_models_own_licence(tmp_path: Path) -> None:
+    model = Colorizer(generator=TINY, working_size=32, license="apache-2.0")
+    model.save_pretrained(tmp_path / "m")
+    card = huggingface_hub.ModelCard.load(tmp_path / "m" / "README.md")
+    assert card.data.license == "apache-2.0"
+    assert Colorizer.from_pretrained(tmp_path / "m").license == "apache-2.0"
+
+
+def test_a_model_without_a_licence_is_never_published_as_mit(tmp_path: Path) -> None:
+    model = Colorizer(generator=TINY, working_size=32)
+    card = model.generate_model_card()
+    assert card.data.license == "other"
+    assert card.data.license_name == "terms-of-the-training-data"
+    terms = Colorizer(generator=TINY, working_size=32, license="other", license_terms="Research use only!")
+    assert terms.generate_model_card().data.license_name == "research-use-only"
+
+
+@pytest.mark.parametrize("value", ["", "   ", 3])
+def test_a_blank_or_non_string_licence_is_refused(value: object) -> None:
+    with pytest.raises(ValueError, match="license"):
+        Colorizer(generator=TINY, working_size=32, license=value)
+
+
+def test_the_bundled_model_declares_its_data_terms_not_a_permissive_licence() -> None:
+    bundled = Colorizer.from_pretrained()
+    assert bundled.license == "other"
+    assert bundled.license_terms and "research" in bundled.license_terms
+    front = (Path(__file__).resolve().parents[1] / "src" / "agincolor" / "pretrained" / "README.md").read_text()
+    assert "license: other" in front.split("---")[1]

@@ -156,8 +156,8 @@ class Generator(nn.Module):
     with a skip from every encoder stride (16, 8, 4, 2) and from the input itself, with GroupInstanceNorm
     in its blocks. The input is reflection-padded to a multiple of 32 and the output cropped back, so the
     encoder's TensorFlow-style padding is the same for every input. The encoder's batch norm statistics
-    stay frozen at their ImageNet values (their affine weights learn), so batch 1 works and a photo's
-    colours never depend on its batch. With ``in_channels=1`` the pretrained stem is summed over RGB.
+    stay frozen at the values loaded into it (ImageNet's for a fresh start; their affine weights learn),
+    so batch 1 works and a photo's colours never depend on its batch. With ``in_channels=1`` the pretrained stem is summed over RGB.
 
     Args:
         in_channels (int, default 3): input channels; gray inputs are 3 equal channels unless set to 1.

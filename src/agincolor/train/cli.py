@@ -225,7 +225,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
 
     try:
         trainer = Trainer(config, resume=args.resume, progress=not args.no_progress)
-    except (FileNotFoundError, NotADirectoryError, ValueError) as err:
+    except (FileNotFoundError, NotADirectoryError, ModuleNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     trainer.train()

@@ -199,7 +199,8 @@ class TrainConfig:
             others = [n for n in ("adv_weight", "cycle_weight", "content_weight") if getattr(self, n) > 0]
             if others or self.paired_weight == 0:
                 raise ValueError(
-                    f"paired_loss {self.paired_loss!r} makes G_g predict colour bins, not images: it needs "
+                    f"paired_loss {self.paired_loss!r} makes G_g predict "
+                    f"{'colour bins' if self.generator_head == 'logits' else 'CIELAB ab'}, not images: it needs "
                     f"paired_weight > 0 and adv_weight, cycle_weight and content_weight 0"
                     + (f" (got {', '.join(f'{n} {getattr(self, n)}' for n in others)})" if others else "")
                 )
