@@ -17,6 +17,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 import agincolor.colorizer as colorizer_module
+import agincolor.image_processor as image_processor
 from agincolor.color import rgb_to_lab
 from agincolor.colorizer import DEFAULT_MODEL_DIR, ColorizeResult, Colorizer, ImageReadError
 from agincolor.generator import AB_SCALE, MIN_SIZE
@@ -531,17 +532,17 @@ def test_a_float_alpha_outside_the_unit_range_raises_value_error(model: Colorize
 
 
 def test_an_image_too_large_for_memory_raises_memory_error_in_gib(model: Colorizer, monkeypatch) -> None:
-    monkeypatch.setattr(colorizer_module, "_available_memory", lambda: 10_000)
+    monkeypatch.setattr(image_processor, "_available_memory", lambda: 10_000)
     for image in (np.zeros((100, 100), np.uint8), Image.new("RGB", (100, 100)), torch.zeros(3, 100, 100)):
         with pytest.raises(MemoryError, match="GiB"):
             model.colorize(image)
     # An image that fits still works under the same limit.
-    monkeypatch.setattr(colorizer_module, "_available_memory", lambda: 10**9)
+    monkeypatch.setattr(image_processor, "_available_memory", lambda: 10**9)
     assert model.colorize(np.zeros((100, 100), np.uint8)).shape == (100, 100, 3)
 
 
 def test_unknown_available_memory_skips_the_memory_check(model: Colorizer, monkeypatch) -> None:
-    monkeypatch.setattr(colorizer_module, "_available_memory", lambda: None)
+    monkeypatch.setattr(image_processor, "_available_memory", lambda: None)
     assert model.colorize(np.zeros((40, 40), np.uint8)).shape == (40, 40, 3)
 
 
