@@ -4,9 +4,10 @@
     python scripts/colour_bar.py DIR --limit 100 --show 5
 
 For every photo: the photo itself, its gray version (PIL convert("L") as RGB), a sepia-toned and a
-cyanotype-toned version (each saved and reread as JPEG at quality 85, as a scan would be), and the gray
-with a faint scanner cast. Prints the share each version gets right and the measure's spread. The toning
-functions are imported by tests/test_has_colour.py, which checks the same bar on a sample.
+cyanotype-toned version, and the gray with a faint scanner cast: the bar is that each is called right for
+at least 99% of the photos. The toned versions saved and reread as JPEG (quality 85, as many scans are)
+are reported too, outside the bar. Prints the share each version gets right and the measure's spread.
+tests/test_has_colour.py imports the toning functions and checks the bar on all 500 (a slow test).
 """
 
 from __future__ import annotations
@@ -60,10 +61,16 @@ def versions(photo: Image.Image) -> dict[str, np.ndarray]:
     return {
         "colour": np.asarray(photo.convert("RGB")),
         "gray": np.stack([gray] * 3, -1),
-        "sepia": as_jpeg(tone(gray, SEPIA)),
-        "cyanotype": as_jpeg(tone(gray, CYANOTYPE)),
+        "sepia": tone(gray, SEPIA),
+        "cyanotype": tone(gray, CYANOTYPE),
         "cast": with_cast(gray),
     }
+
+
+def jpeg_versions(photo: Image.Image) -> dict[str, np.ndarray]:
+    """The toned versions saved and reread as JPEG (quality 85), as many scans are: reported, not in the bar."""
+    gray = gray_of(photo)
+    return {"sepia-jpeg": as_jpeg(tone(gray, SEPIA)), "cyanotype-jpeg": as_jpeg(tone(gray, CYANOTYPE))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     scores: dict[str, list[tuple[float, str]]] = {}
     for path in files:
         with Image.open(path) as photo:
-            for name, rgb in versions(photo).items():
+            for name, rgb in {**versions(photo), **jpeg_versions(photo)}.items():
                 scores.setdefault(name, []).append((colour_measure(rgb), path.name))
     print(f"{len(files)} photos from {args.folder}; threshold {COLOUR_THRESHOLD:g}")
     for name, values in scores.items():

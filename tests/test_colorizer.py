@@ -22,6 +22,10 @@ from agincolor.color import rgb_to_lab
 from agincolor.colorizer import DEFAULT_MODEL_DIR, ColorizeResult, Colorizer, ImageReadError
 from agincolor.generator import AB_SCALE, MIN_SIZE
 
+# Colour photos are recoloured here on purpose: their "already has colour" warning is tested in
+# test_colour_inputs_warn_naming_the_file (test_colorizer.py).
+pytestmark = pytest.mark.filterwarnings("ignore:.*already has colour:UserWarning")
+
 TINY = {"base_channels": 8, "num_groups": 8, "num_blocks": 1}
 WORKING_SIZE = 32
 # The output is uint8, so its L* can only match the input's to within rounding; 1.0 is the promise.
@@ -926,3 +930,31 @@ def test_an_ab_head_model_saves_and_loads_with_identical_outputs(ab_model: Color
     gray = torch.rand(1, 1, 64, 96) * 2 - 1
     with torch.no_grad():
         assert torch.equal(loaded(gray).image, ab_model(gray).image)
+
+
+def _two_hues_at_each_lightness() -> np.ndarray:
+    """A colour photo in miniature: a red and a blue half over the same ramp of lightness."""
+    ramp = np.repeat(np.linspace(60, 190, 48)[None, :, None], 40, axis=0)
+    tint = np.where(np.arange(40)[:, None, None] < 20, [50, -25, -25], [-25, 0, 50])
+    return np.clip(ramp + tint, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.filterwarnings("error::UserWarning")
+def test_colour_inputs_warn_naming_the_file(model: Colorizer, tmp_path: Path) -> None:
+    rgb = _two_hues_at_each_lightness()
+    path = tmp_path / "holiday.jpg"
+    Image.fromarray(rgb).save(path, quality=95)
+    with pytest.warns(UserWarning, match=r"holiday\.jpg.*already has colour"):
+        out = model.colorize(path)
+    assert out.size == (48, 40)  # and it goes on, as asked
+    with pytest.warns(UserWarning, match=r"holiday\.jpg"):
+        model.colorize(Image.open(path))
+    with pytest.warns(UserWarning, match="image 1 already has colour"):
+        model.colorize([rgb[..., 0], rgb])
+    with pytest.warns(UserWarning, match="the image already has colour"):
+        model.colorize(torch.from_numpy(rgb).permute(2, 0, 1).contiguous())
+    # Gray inputs, gray stored as RGB and a sepia tone do not warn (the error filter would fail them).
+    gray = rgb.mean(axis=2).astype(np.uint8)
+    model.colorize([gray, np.repeat(gray[..., None], 3, axis=2), Image.fromarray(gray).convert("RGB")])
+    sepia = np.clip(gray[..., None] * np.array([1.0, 0.85, 0.66]), 0, 255).astype(np.uint8)
+    model.colorize(sepia)

@@ -30,6 +30,7 @@ __all__ = [
     "MIN_SIZE",
     "ChromaFn",
     "ColorizeResult",
+    "IMAGE_SUFFIXES",
     "ImageReadError",
     "PreparedImage",
     "colorize_images",
@@ -44,6 +45,8 @@ __all__ = [
     "working_shape",
 ]
 
+#: Suffixes of the image files a folder is searched for (by the CLI and the evaluation).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 #: Smallest height or width the network accepts (re-exported by :mod:`agincolor.generator`).
 MIN_SIZE = 32
 
@@ -304,17 +307,18 @@ def prepare_image(image: Any) -> tuple[PreparedImage, Any]:
 
 # ----------------------------------------------------------------------------------- colour or gray
 #: Threshold of :func:`colour_measure` above which :func:`has_colour` calls an image colour (CIELAB units).
-COLOUR_THRESHOLD = 3.0
-_MEASURE_SIDE = 128  # the measure works on a box-averaged thumbnail about this many pixels on its long side
-_MEASURE_PERCENTILE = 90.0
-_L_BIN = 2.0
+COLOUR_THRESHOLD = 1.6
+_MEASURE_SIDE = 64  # the measure works on a box-averaged thumbnail about this many pixels on its long side
+_MIN_BLOCK = 4  # at least 4x4 pixels per thumbnail pixel, so noise averages out on small images too
+_MEASURE_PERCENTILE = 95.0
+_L_BIN = 1.0
 _TONE_CHROMA = 2.0  # a band whose mean chroma is above this has a tone
 
 
 def _thumbnail(rgb: np.ndarray) -> np.ndarray:
     """Box-average (H, W, 3) by an integer factor to about _MEASURE_SIDE on the long side (float64)."""
     h, w = rgb.shape[:2]
-    k = max(1, max(h, w) // _MEASURE_SIDE)
+    k = max(_MIN_BLOCK, max(h, w) // _MEASURE_SIDE)
     kh, kw = min(k, h), min(k, w)
     if kh == kw == 1:
         return rgb.astype(np.float64)
@@ -325,13 +329,14 @@ def _thumbnail(rgb: np.ndarray) -> np.ndarray:
 def colour_measure(image: Any) -> float:
     """How much colour an image has that its lightness does not explain, in CIELAB units (0: none).
 
-    The image is box-averaged to a thumbnail (about 128 pixels on its long side, which averages away
+    The image is box-averaged to a thumbnail (about 64 pixels on its long side, which averages away
     sensor noise and JPEG chroma blocks) and converted to CIELAB. The mean chroma (a*, b*) of each 2-unit
-    band of lightness L* is subtracted from every pixel in that band; the measure is the 90th percentile of
-    what remains, sqrt(da*^2 + db*^2). A toned monochrome print (sepia, cyanotype, selenium, yellowed paper,
+    band of lightness L* is subtracted from every pixel in that band; the measure is the 95th percentile of
+    what remains: sqrt(da*^2 + db*^2) in a band with no tone, and only the part across the band's hue
+where the band has a tone (mean chroma above 2), because blurring a print mixes its tones along their hue. A toned monochrome print (sepia, cyanotype, selenium, yellowed paper,
     a scanner's cast) has one colour per lightness, so its measure is near 0 however strong the tone; a
     photo has different colours at the same lightness (sky and foliage, a face and its clothes, the reds
-    and violets of a sunset) over more than a tenth of its area. The limit of the definition: a photo
+    and violets of a sunset) over more than a twentieth of its area. The limit of the definition: a photo
     whose colour is a function of its lightness (a single smooth gradient of one hue) cannot be told from
     a toned print, and counts as gray.
 
@@ -384,8 +389,12 @@ def has_colour(image: Any, threshold: float = COLOUR_THRESHOLD) -> bool:
     """True when ``image`` is a colour photo, False for gray and toned monochrome (sepia, cyanotype...).
 
     ``colour_measure(image) > threshold``; see :func:`colour_measure` for the measure. The default
-    threshold, 3 CIELAB units, calls at least 99% of the 500 BSDS500 validation photos colour and at least
-    99% of their gray, sepia-toned and cyan-toned versions gray (``scripts/colour_bar.py`` measures it).
+    threshold, 1.6 CIELAB units, calls at least 99% of the 500 BSDS500 validation photos colour and at
+    least 99% of their gray, sepia-toned, cyanotype-toned and colour-cast versions gray
+    (``scripts/colour_bar.py`` measures it). It leans towards colour, because mistaking a colour photo
+    for gray destroys its colours, while the opposite only asks for ``--recolor``: toned prints saved as
+    strong JPEG (quality 85) are called colour more often: 3% of the sepia and 44% of the cyanotype
+    versions, whose JPEG chroma errors reach the threshold.
     """
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not threshold >= 0:
         raise ValueError(f"threshold must be a number >= 0, got {threshold!r}")
