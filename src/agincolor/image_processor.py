@@ -322,8 +322,13 @@ def _thumbnail(rgb: np.ndarray) -> np.ndarray:
     kh, kw = min(k, h), min(k, w)
     if kh == kw == 1:
         return rgb.astype(np.float64)
-    hh, ww = h // kh * kh, w // kw * kw
-    return rgb[:hh, :ww].reshape(hh // kh, kh, ww // kw, kw, 3).mean(axis=(1, 3), dtype=np.float64)
+    # Large blocks are averaged over every step-th pixel, at least 8x8 of them: as good against noise and far
+    # cheaper on a 4000x3000 photo than reading all 12 million pixels.
+    step = max(1, min(kh, kw) // 8)
+    kh, kw = kh // step, kw // step
+    sub = rgb[::step, ::step]
+    hh, ww = sub.shape[0] // kh * kh, sub.shape[1] // kw * kw
+    return sub[:hh, :ww].reshape(hh // kh, kh, ww // kw, kw, 3).mean(axis=(1, 3), dtype=np.float64)
 
 
 def colour_measure(image: Any) -> float:
