@@ -297,7 +297,7 @@ class Colorizer(
         self.generator.eval()
         try:
             device = next(self.generator.parameters()).device
-            ab, heat = self.gray_to_chroma(torch.from_numpy(gray).to(device), temperature)
+            ab, heat = self.gray_to_chroma(torch.from_numpy(np.array(gray, dtype=np.float32)).to(device), temperature)
         finally:
             self.generator.train(was_training)
         return ab.cpu().numpy(), heat.cpu().numpy()
