@@ -249,6 +249,8 @@ def test_the_export_command_writes_a_file_colorize_onnx_runs(tmp_path: Path, cap
     capsys.readouterr()
     assert cli.main(["colorize", str(photos), "-o", str(tmp_path / "o2"), "--onnx", str(target), "--model", str(folder)]) == 2
     assert "give one of them" in capsys.readouterr().err
+    assert cli.main(["colorize", str(photos), "-o", str(tmp_path / "o4"), "--onnx", str(target), "--device", "cuda"]) == 2
+    assert "--device applies to PyTorch models" in capsys.readouterr().err
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not onnx")
     assert cli.main(["colorize", str(photos), "-o", str(tmp_path / "o3"), "--onnx", str(bad)]) == 2
