@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,14 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _noise(shape: tuple[int, ...], seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
+    """Random gray levels; with 3 or 4 channels a gray photo stored as RGB (random alpha), as scans often are
+    (``agincolor colorize`` leaves photos that already have colour alone unless --recolor)."""
+    rng = np.random.default_rng(seed)
+    if len(shape) == 2:
+        return rng.integers(0, 256, size=shape, dtype=np.uint8)
+    gray = rng.integers(0, 256, size=shape[:2], dtype=np.uint8)
+    channels = [gray] * 3 + ([rng.integers(0, 256, size=shape[:2], dtype=np.uint8)] if shape[2] == 4 else [])
+    return np.stack(channels, axis=-1)
 
 
 @pytest.fixture()
@@ -341,3 +349,37 @@ def test_python_m_agincolor_version_runs_the_console_entry():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"agincolor {cli.__version__}"
+
+
+def _colour_photo(seed: int) -> np.ndarray:
+    """Red and blue halves over the same ramp of lightness: colour no lightness explains."""
+    rng = np.random.default_rng(seed)
+    ramp = np.repeat(np.linspace(60, 190, 44)[None, :, None], 36, axis=0) + rng.normal(0, 2, (36, 44, 1))
+    tint = np.where(np.arange(36)[:, None, None] < 18, [50, -25, -25], [-25, 0, 50])
+    return np.clip(ramp + tint, 0, 255).astype(np.uint8)
+
+
+def test_photos_already_in_colour_are_left_alone_listed_and_exit_0(tmp_path, model_dir, capsys):
+    folder = tmp_path / "album"
+    folder.mkdir()
+    Image.fromarray(_noise((40, 32), 0), mode="L").save(folder / "scan.png")
+    Image.fromarray(_noise((36, 44, 3), 1)).save(folder / "scan_rgb.jpg", quality=95)
+    sepia = np.clip(_noise((36, 44), 2)[..., None] * np.array([1.0, 0.85, 0.66]), 0, 255).astype(np.uint8)
+    Image.fromarray(sepia).save(folder / "sepia.png")
+    Image.fromarray(_colour_photo(3)).save(folder / "holiday.jpg", quality=95)
+    Image.fromarray(_colour_photo(4)).save(folder / "beach.png")
+    out = tmp_path / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # skipped photos never reach the model, so nothing warns
+        assert run("colorize", folder, "-o", out, "--model", model_dir) == 0
+    assert sorted(files_under(out)) == ["scan.png", "scan_rgb.png", "sepia.png"]
+    captured = capsys.readouterr()
+    assert "left 2 photos that already have colour" in captured.err and "--recolor" in captured.err
+    assert str(folder / "holiday.jpg") in captured.err and str(folder / "beach.png") in captured.err
+    assert "wrote 3 images" in captured.out and "2 already in colour" in captured.out
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # asked for: no warning per photo
+        assert run("colorize", folder, "-o", out, "--model", model_dir, "--recolor") == 0
+    assert sorted(files_under(out)) == ["beach.png", "holiday.png", "scan.png", "scan_rgb.png", "sepia.png"]
+    with Image.open(out / "holiday.png") as image:
+        assert image.size == (44, 36)

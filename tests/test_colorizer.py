@@ -17,9 +17,14 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 import agincolor.colorizer as colorizer_module
+import agincolor.image_processor as image_processor
 from agincolor.color import rgb_to_lab
 from agincolor.colorizer import DEFAULT_MODEL_DIR, ColorizeResult, Colorizer, ImageReadError
 from agincolor.generator import AB_SCALE, MIN_SIZE
+
+# Colour photos are recoloured here on purpose: their "already has colour" warning is tested in
+# test_colour_inputs_warn_naming_the_file (test_colorizer.py).
+pytestmark = pytest.mark.filterwarnings("ignore:.*already has colour:UserWarning")
 
 TINY = {"base_channels": 8, "num_groups": 8, "num_blocks": 1}
 WORKING_SIZE = 32
@@ -531,17 +536,17 @@ def test_a_float_alpha_outside_the_unit_range_raises_value_error(model: Colorize
 
 
 def test_an_image_too_large_for_memory_raises_memory_error_in_gib(model: Colorizer, monkeypatch) -> None:
-    monkeypatch.setattr(colorizer_module, "_available_memory", lambda: 10_000)
+    monkeypatch.setattr(image_processor, "_available_memory", lambda: 10_000)
     for image in (np.zeros((100, 100), np.uint8), Image.new("RGB", (100, 100)), torch.zeros(3, 100, 100)):
         with pytest.raises(MemoryError, match="GiB"):
             model.colorize(image)
     # An image that fits still works under the same limit.
-    monkeypatch.setattr(colorizer_module, "_available_memory", lambda: 10**9)
+    monkeypatch.setattr(image_processor, "_available_memory", lambda: 10**9)
     assert model.colorize(np.zeros((100, 100), np.uint8)).shape == (100, 100, 3)
 
 
 def test_unknown_available_memory_skips_the_memory_check(model: Colorizer, monkeypatch) -> None:
-    monkeypatch.setattr(colorizer_module, "_available_memory", lambda: None)
+    monkeypatch.setattr(image_processor, "_available_memory", lambda: None)
     assert model.colorize(np.zeros((40, 40), np.uint8)).shape == (40, 40, 3)
 
 
@@ -925,3 +930,31 @@ def test_an_ab_head_model_saves_and_loads_with_identical_outputs(ab_model: Color
     gray = torch.rand(1, 1, 64, 96) * 2 - 1
     with torch.no_grad():
         assert torch.equal(loaded(gray).image, ab_model(gray).image)
+
+
+def _two_hues_at_each_lightness() -> np.ndarray:
+    """A colour photo in miniature: a red and a blue half over the same ramp of lightness."""
+    ramp = np.repeat(np.linspace(60, 190, 48)[None, :, None], 40, axis=0)
+    tint = np.where(np.arange(40)[:, None, None] < 20, [50, -25, -25], [-25, 0, 50])
+    return np.clip(ramp + tint, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.filterwarnings("error::UserWarning")
+def test_colour_inputs_warn_naming_the_file(model: Colorizer, tmp_path: Path) -> None:
+    rgb = _two_hues_at_each_lightness()
+    path = tmp_path / "holiday.jpg"
+    Image.fromarray(rgb).save(path, quality=95)
+    with pytest.warns(UserWarning, match=r"holiday\.jpg.*already has colour"):
+        out = model.colorize(path)
+    assert out.size == (48, 40)  # and it goes on, as asked
+    with pytest.warns(UserWarning, match=r"holiday\.jpg"):
+        model.colorize(Image.open(path))
+    with pytest.warns(UserWarning, match="image 1 already has colour"):
+        model.colorize([rgb[..., 0], rgb])
+    with pytest.warns(UserWarning, match="the image already has colour"):
+        model.colorize(torch.from_numpy(rgb).permute(2, 0, 1).contiguous())
+    # Gray inputs, gray stored as RGB and a sepia tone do not warn (the error filter would fail them).
+    gray = rgb.mean(axis=2).astype(np.uint8)
+    model.colorize([gray, np.repeat(gray[..., None], 3, axis=2), Image.fromarray(gray).convert("RGB")])
+    sepia = np.clip(gray[..., None] * np.array([1.0, 0.85, 0.66]), 0, 255).astype(np.uint8)
+    model.colorize(sepia)

@@ -9,9 +9,14 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from agincolor.colorizer import Colorizer
+
+# Colour photos are recoloured here on purpose: their "already has colour" warning is tested in
+# test_colour_inputs_warn_naming_the_file (test_colorizer.py).
+pytestmark = pytest.mark.filterwarnings("ignore:.*already has colour:UserWarning")
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

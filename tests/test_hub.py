@@ -28,6 +28,10 @@ from huggingface_hub import ModelHubMixin, try_to_load_from_cache
 
 from agincolor.colorizer import Colorizer
 
+# Colour photos are recoloured here on purpose: their "already has colour" warning is tested in
+# test_colour_inputs_warn_naming_the_file (test_colorizer.py).
+pytestmark = pytest.mark.filterwarnings("ignore:.*already has colour:UserWarning")
+
 TINY = {"base_channels": 8, "num_groups": 8, "num_blocks": 1}
 REPO_ID = "org/name"
 

@@ -2,13 +2,17 @@
 
     agincolor colorize photos/ scan.tif -o colorized/
     agincolor colorize photos/ -o colorized/ --model runs/landscape/colorizer --attention
+    agincolor export --model runs/landscape/colorizer --onnx colorizer.onnx
+    agincolor colorize photos/ -o colorized/ --onnx colorizer.onnx       # onnxruntime, no torch needed
     agincolor evaluate data/val/bsds500 --limit 50 --json
     agincolor train --data data/train --out runs/landscape
     python -m agincolor --version
 
-A thin layer over the public API (:class:`~agincolor.colorizer.Colorizer`, :mod:`agincolor.evaluate`,
-:mod:`agincolor.train.cli`). Exit status: 0 success, 1 some images failed, 2 usage error (a missing input,
-a model that cannot be loaded, a bad option).
+A thin layer over the public API (:class:`~agincolor.colorizer.Colorizer`, :class:`~agincolor.OnnxColorizer`,
+:func:`~agincolor.export.export_onnx`, :mod:`agincolor.evaluate`, :mod:`agincolor.train.cli`). Exit status:
+0 success (photos that already have colour, left alone, are not failures), 1 some images failed, 2 usage
+error (a missing input, a model that cannot be loaded, a bad option). Nothing here imports torch until a
+PyTorch model is loaded, so ``colorize --onnx`` runs where torch is not installed.
 """
 
 from __future__ import annotations
@@ -21,13 +25,13 @@ import math
 import os
 import secrets
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import __version__
-from .evaluate import IMAGE_SUFFIXES  # what a folder input is searched for
-from .colorizer import ImageReadError, open_image
+from .image_processor import IMAGE_SUFFIXES, MIN_SIZE, ImageReadError, has_colour, open_image
 
 __all__ = ["main"]
 
@@ -61,8 +65,6 @@ def _positive_int(text: str) -> int:
 
 
 def _working_size(text: str) -> int:
-    from .generator import MIN_SIZE
-
     value = _positive_int(text)
     if value < MIN_SIZE:
         raise argparse.ArgumentTypeError(f"the working size must be at least {MIN_SIZE}, got {value}")
@@ -100,6 +102,13 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="working resolution of the network, about N x N pixels (default: the model's own); "
         "outputs always keep the input's size",
+    )
+    parser.add_argument(
+        "--onnx",
+        metavar="FILE",
+        default=None,
+        help="run an ONNX file written by 'agincolor export' with onnxruntime instead of a PyTorch model "
+        "(needs agincolor[onnx]; not with --model or --device)",
     )
     parser.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:N, mps")
     parser.add_argument("--batch-size", type=_positive_int, default=8, metavar="N", help="images per forward pass")
@@ -140,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
         "PNG by default: the relative path is kept and the suffix becomes .png (see --format). Inputs "
         "are never overwritten, existing outputs only with --overwrite; each output is written to a "
         "temporary file first and then renamed, so a crash leaves no half-written image. Unreadable "
-        "files are listed at the end and give exit status 1.",
+        "files are listed at the end and give exit status 1. Photos that already have colour (not gray, "
+        "sepia or another single tone) are left alone and listed at the end; --recolor colorizes them too.",
     )
     colorize.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and folders")
     colorize.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder (created if missing)")
@@ -153,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     colorize.add_argument(
         "--attention", action="store_true", help="also write the CAM heatmap as NAME.attention.png beside each output"
+    )
+    colorize.add_argument(
+        "--recolor",
+        action="store_true",
+        help="also colorize photos that already have colour (by default they are left alone and listed; "
+        "see agincolor.has_colour): their colours are replaced by ones predicted from their lightness",
     )
     colorize.add_argument(
         "--overwrite",
@@ -179,6 +195,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_model_options(evaluate)
 
+    export = commands.add_parser(
+        "export",
+        help="export a model to ONNX, for onnxruntime",
+        description="Write a model's network to an ONNX file (opset 17 or later, dynamic batch, height and "
+        "width) with the model's config in its metadata, for 'agincolor colorize --onnx' and "
+        "agincolor.OnnxColorizer, which run it with onnxruntime and without torch. The exporter is "
+        "torch.onnx.export(dynamo=True); it needs agincolor[onnx].",
+    )
+    export.add_argument(
+        "--model",
+        metavar="ID|DIR",
+        default=None,
+        help="a Colorizer folder or a Hugging Face Hub id 'org/name' (default: the bundled model)",
+    )
+    export.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write")
+    export.add_argument("--opset", type=_positive_int, default=18, metavar="N", help="ONNX opset, 17 or later")
+    export.add_argument(
+        "--size", type=_working_size, default=None, metavar="N", help="working resolution written into the file"
+    )
+    export.add_argument("--overwrite", action="store_true", help="replace an existing OUT.onnx")
+
     # The trainer's own parser handles every train option, --help included.
     commands.add_parser(
         "train", add_help=False, help="train a model (options: agincolor train --help; needs agincolor[train])"
@@ -196,7 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _train(rest)
     if rest:
         args.subparsers[args.command].error(f"unrecognized arguments: {' '.join(rest)}")
-    run: Callable[[argparse.Namespace], int] = _colorize if args.command == "colorize" else _evaluate
+    run: Callable[[argparse.Namespace], int] = {"colorize": _colorize, "evaluate": _evaluate, "export": _export}[
+        args.command
+    ]
     try:
         return run(args)
     except UsageError as err:
@@ -221,7 +260,29 @@ def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
+def _load_onnx(args: argparse.Namespace) -> Any:
+    from .onnx_colorizer import OnnxColorizer
+
+    if args.model is not None:
+        raise UsageError("--onnx and --model each name the model to run; give one of them")
+    if args.device != "auto":
+        raise UsageError("--device applies to PyTorch models; an ONNX file runs on onnxruntime's CPU provider")
+    try:
+        model = OnnxColorizer(args.onnx)
+    except (FileNotFoundError, ValueError, ImportError) as err:
+        raise UsageError(f"cannot load {args.onnx!r}: {_one_line(err)}") from None
+    if args.size is not None:
+        model.working_size = args.size
+    if args.temperature is not None:
+        if model.config.get("ab_bins") is None:
+            raise UsageError(f"--temperature applies only to a model that predicts colour bins; {args.onnx!r} does not")
+        model.temperature = args.temperature
+    return model
+
+
 def _load_model(args: argparse.Namespace) -> Any:
+    if getattr(args, "onnx", None) is not None:
+        return _load_onnx(args)
     import torch
 
     from .colorizer import Colorizer
@@ -421,16 +482,25 @@ def _colorize(args: argparse.Namespace) -> int:
         raise UsageError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) found in {', '.join(args.inputs)}")
     model = _load_model(args)
     written = 0
+    coloured: list[Path] = []
     with _progress_bar(len(jobs), "colorizing", args.no_progress) as bar:
         for start in range(0, len(jobs), args.batch_size):
             loaded: list[tuple[_Job, Any]] = []
             for job in jobs[start : start + args.batch_size]:
                 try:
-                    loaded.append((job, open_image(job.source)))
-                except ImageReadError as err:
+                    image = open_image(job.source)
+                    if not args.recolor and has_colour(image):
+                        coloured.append(job.source)
+                        bar.update(1)
+                        continue
+                    loaded.append((job, image))
+                except (ImageReadError, ValueError, TypeError) as err:
                     failed.append((job.source, _one_line(err)))
                     bar.update(1)
-            results = _colorize_images(model, [image for _, image in loaded], args) if loaded else []
+            with warnings.catch_warnings():
+                # Photos in colour reach the model only when --recolor asked for it: no warning each.
+                warnings.filterwarnings("ignore", message=".*already has colour", category=UserWarning)
+                results = _colorize_images(model, [image for _, image in loaded], args) if loaded else []
             for (job, _), result in zip(loaded, results):
                 try:
                     if isinstance(result, Exception):
@@ -443,22 +513,63 @@ def _colorize(args: argparse.Namespace) -> int:
                 except (ValueError, TypeError, MemoryError, RuntimeError, OSError) as err:
                     failed.append((job.source, _one_line(err)))
                 bar.update(1)
-    _report(out, written, skipped, failed)
+    _report(out, written, skipped, failed, coloured)
     return 1 if failed else 0
 
 
-def _report(out: Path, written: int, skipped: list[Path], failed: list[tuple[Path, str]]) -> None:
+def _report(
+    out: Path, written: int, skipped: list[Path], failed: list[tuple[Path, str]], coloured: Sequence[Path] = ()
+) -> None:
     if skipped:
         print(f"skipped {len(skipped)} existing outputs (--overwrite replaces them):", file=sys.stderr)
         for path in skipped[:_MAX_LISTED_SKIPS]:
             print(f"  {path}", file=sys.stderr)
         if len(skipped) > _MAX_LISTED_SKIPS:
             print(f"  ... and {len(skipped) - _MAX_LISTED_SKIPS} more", file=sys.stderr)
+    if coloured:
+        print(
+            f"left {len(coloured)} photos that already have colour as they are (--recolor colorizes them too, "
+            "replacing their colours):",
+            file=sys.stderr,
+        )
+        for path in coloured[:_MAX_LISTED_SKIPS]:
+            print(f"  {path}", file=sys.stderr)
+        if len(coloured) > _MAX_LISTED_SKIPS:
+            print(f"  ... and {len(coloured) - _MAX_LISTED_SKIPS} more", file=sys.stderr)
     if failed:
         print(f"{len(failed)} inputs failed:", file=sys.stderr)
         for path, reason in failed:
             print(f"  {path}: {reason}", file=sys.stderr)
-    print(f"wrote {written} images to {out} ({len(skipped)} skipped, {len(failed)} failed)")
+    print(
+        f"wrote {written} images to {out} ({len(skipped)} skipped, {len(coloured)} already in colour, "
+        f"{len(failed)} failed)"
+    )
+
+
+# ----------------------------------------------------------------------------------- export
+def _export(args: argparse.Namespace) -> int:
+    target = Path(args.onnx)
+    if target.suffix.lower() != ".onnx":
+        raise UsageError(f"--onnx {args.onnx!r}: the file to write must end in .onnx")
+    if target.is_dir():
+        raise UsageError(f"--onnx {args.onnx!r} is a folder; give the .onnx file to write")
+    if target.exists() and not args.overwrite:
+        raise UsageError(f"{args.onnx!r} exists; --overwrite replaces it")
+    if args.opset < 17:
+        raise UsageError(f"--opset must be 17 or later, got {args.opset}")
+    try:
+        from .export import export_onnx
+    except ImportError as err:
+        raise UsageError(f"export needs torch and the onnx extra: {_one_line(err)}") from None
+    onnx_path = args.onnx
+    # The model to export is a PyTorch one, loaded as colorize loads it (the output is not an input).
+    model = _load_model(argparse.Namespace(model=args.model, onnx=None, device="cpu", size=args.size, temperature=None))
+    try:
+        export_onnx(model, onnx_path, opset=args.opset)
+    except ImportError as err:
+        raise UsageError(_one_line(err)) from None
+    print(f"exported {'the bundled default model' if args.model is None else args.model} to {onnx_path}")
+    return 0
 
 
 # ----------------------------------------------------------------------------------- evaluate

@@ -292,7 +292,8 @@ def ab_from_bin_logits(logits: torch.Tensor, centers: torch.Tensor, temperature:
             f"expected logits of shape (N, {centers.shape[0]}, H, W) for {centers.shape[0]} bins, "
             f"got {tuple(logits.shape)}"
         )
-    if not temperature > 0:
+    # A 0-d tensor temperature (an input of an exported ONNX graph) is not checked: it has no value yet.
+    if not isinstance(temperature, torch.Tensor) and not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     probs = torch.softmax(logits / temperature, dim=1)
     return torch.einsum("nqhw,qc->nchw", probs, centers.to(device=probs.device, dtype=probs.dtype))

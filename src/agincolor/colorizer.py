@@ -3,41 +3,31 @@
 The generator runs at a small working resolution; its output's CIELAB chroma (a, b) is upsampled to the
 input's size and joined with the input's own lightness L (DESIGN.md, "luminance-exact inference"). The
 result has the input's size and lightness at any resolution, and the network's cost does not grow with
-the image: only a linear colour-space pass does, which runs in strips to bound memory.
+the image: only a linear colour-space pass does, which runs in strips to bound memory. That pass and the
+preparation of every input kind are :mod:`agincolor.image_processor`'s array code, which the ONNX Runtime
+runner (:mod:`agincolor.onnx`) shares; this module holds what needs torch: the model, its loading and
+torch tensor inputs.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import numbers
 import os
 import re
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence, Union
+from typing import Any, Sequence, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 from torch import nn
 
-from .color import (
-    _RGB_TO_XYZ_NORM,
-    _XYZ_NORM_TO_RGB,
-    _cie_f,
-    _cie_f_inv,
-    ab_bin_centers,
-    ab_bin_count,
-    ab_from_bin_logits,
-    lab_l_from_srgb,
-    linear_to_srgb,
-    rgb_to_gray,
-    rgb_to_lab,
-    srgb_to_linear,
-)
+from . import image_processor as ip
+from .color import ab_bin_centers, ab_bin_count, ab_from_bin_logits, rgb_to_lab
 from .generator import AB_SCALE, MIN_SIZE, Generator
+from .image_processor import ColorizeResult, ImageReadError, open_image
 
 __all__ = [
     "ARCHITECTURE",
@@ -56,50 +46,9 @@ CONFIG_NAME = "config.json"
 
 ImageInput = Union[Image.Image, str, os.PathLike, np.ndarray, torch.Tensor]
 
-# Bytes of working memory per output pixel (input copy, L, upsampled ab, output) plus strip temporaries.
-_BYTES_PER_PIXEL = 32
-_STRIP_PIXELS = 1 << 20
 #: Annealed-mean temperature for models that predict ab bins (Zhang et al. 2016's choice).
 DEFAULT_TEMPERATURE = 0.38
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-class ImageReadError(ValueError):
-    """An input file is missing, not an image, or cannot be decoded."""
-
-
-class ColorizeResult(NamedTuple):
-    """``colorize(..., return_attention=True)`` returns the image and the CAM heatmap at its size.
-
-    image: the colorized image, of the input's kind.
-    attention: heatmap normalised to [0, 1]: a PIL "L" image, an (H, W) float32 array, or an
-        (1, H, W) / (N, 1, H, W) float tensor, matching the input's kind.
-    """
-
-    image: Any
-    attention: Any
-
-
-def _available_memory() -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-class _Prepared(NamedTuple):
-    """One image reduced to what colorization needs."""
-
-    lightness: torch.Tensor  # (H, W) float32 CIELAB L* in [0, 100]
-    gray: torch.Tensor  # (H, W) float32 luma in [0, 1], the network's input before resizing
-    alpha: np.ndarray | torch.Tensor | None
 
 
 class Colorizer(
@@ -322,159 +271,47 @@ class Colorizer(
             raise ValueError(f"weights in {str(path)!r} have mismatched shapes: {'; '.join(wrong[:5])}")
         self.load_state_dict(state, strict=True)
 
-    # ----------------------------------------------------------------------------------- inputs
-    def _check_size(self, h: int, w: int) -> None:
-        if h <= 0 or w <= 0:
-            raise ValueError(f"image has zero size ({w}x{h})")
-        need = h * w * _BYTES_PER_PIXEL
-        available = _available_memory()
-        if available is not None and need > available:
-            raise MemoryError(
-                f"a {w}x{h} image needs about {need / 2**30:.1f} GiB to colorize; only "
-                f"{available / 2**30:.1f} GiB is available"
-            )
-
-    def _prepare_pil(self, image: Image.Image) -> _Prepared:
-        image = ImageOps.exif_transpose(image)
-        if image.mode in ("La", "RGBa"):
-            image = _unpremultiply(image)
-        w, h = image.size
-        self._check_size(h, w)
-        mode = image.mode
-        alpha = None
-        if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
-            alpha = np.asarray(image.convert("RGBA").getchannel("A"))
-        if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-            arr = np.asarray(image, dtype=np.float64 if mode in ("I", "F") else np.float32)
-            scale = 65535.0 if mode.startswith("I;16") or (mode == "I" and arr.max() > 255) else 255.0
-            if mode == "F":
-                scale = 1.0 if arr.max() <= 1.0 else 255.0
-            gray = torch.from_numpy(np.clip(arr / scale, 0.0, 1.0).astype(np.float32))
-            return _Prepared(_lightness_of_gray(gray), gray, alpha)
-        if mode in ("1", "L", "LA"):
-            u8 = torch.from_numpy(np.array(image.convert("L"), dtype=np.uint8))
-            return _Prepared(_L_OF_GRAY_U8[u8.long()], u8.float() / 255.0, alpha)
-        rgb = torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8))
-        return _prepare_rgb_u8(rgb, alpha)
-
-    def _prepare_array(self, arr: np.ndarray) -> _Prepared:
-        if arr.ndim == 3 and arr.shape[2] == 1:
-            arr = arr[:, :, 0]
-        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
-            raise ValueError(f"numpy images must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {arr.shape}")
-        h, w = arr.shape[:2]
-        self._check_size(h, w)
-        if arr.dtype.kind == "u" and arr.dtype.itemsize == 2 and not arr.dtype.isnative:
-            arr = arr.astype(np.uint16)  # big-endian 16-bit data, as some TIFF readers return it
-        if arr.dtype in (np.float16, np.float32, np.float64):
-            arr = np.ascontiguousarray(arr, dtype=np.float32)
-            _check_unit_range(torch.from_numpy(arr), "numpy image")  # alpha included
-        alpha = None
-        if arr.ndim == 3 and arr.shape[2] == 4:
-            alpha, arr = arr[:, :, 3].copy(), arr[:, :, :3]
-        if arr.dtype == np.uint8:
-            t = torch.from_numpy(np.ascontiguousarray(arr))
-            if t.dim() == 2:
-                return _Prepared(_L_OF_GRAY_U8[t.long()], t.float() / 255.0, alpha)
-            return _prepare_rgb_u8(t, alpha)
-        if arr.dtype == np.uint16:
-            f = torch.from_numpy(arr.astype(np.float32) / 65535.0)
-        elif arr.dtype == np.float32:
-            f = torch.from_numpy(np.ascontiguousarray(arr))
-        else:
-            raise TypeError(f"unsupported numpy dtype {arr.dtype}; use uint8, uint16 or float in [0, 1]")
-        if f.dim() == 2:
-            return _Prepared(_lightness_of_gray(f), f, alpha)
-        return _prepare_rgb_float(f.permute(2, 0, 1), alpha)
-
-    def _prepare_tensor(self, t: torch.Tensor) -> _Prepared:
-        if t.dim() != 3 or t.shape[0] not in (1, 3, 4):
-            raise ValueError(f"image tensors must have shape (1|3|4, H, W), got {tuple(t.shape)}")
-        self._check_size(t.shape[1], t.shape[2])
-        t = t.detach().cpu()
-        if t.is_floating_point():
-            _check_unit_range(t.float(), "image tensor")
-        elif t.dtype != torch.uint8:
-            raise TypeError(f"unsupported tensor dtype {t.dtype}; use float in [0, 1] or uint8")
-        alpha = None
-        if t.shape[0] == 4:
-            alpha, t = t[3:].clone(), t[:3]
-        t = t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
-        if t.shape[0] == 1:
-            return _Prepared(_lightness_of_gray(t[0]), t[0], alpha)
-        return _prepare_rgb_float(t, alpha)
-
     # ----------------------------------------------------------------------------------- running
     def working_shape(self, height: int, width: int) -> tuple[int, int]:
         """The (h, w) the network sees for an input of this size: about working_size**2 pixels,
         aspect kept, multiples of 4, each side at least 32."""
-        scale = self.working_size / math.sqrt(height * width)
+        return ip.working_shape(height, width, self.working_size)
 
-        def side(n: int) -> int:
-            return max(MIN_SIZE, int(round(n * scale / 4)) * 4)
-
-        return side(height), side(width)
-
-    @torch.no_grad()
-    def _chroma(
-        self, grays: list[torch.Tensor], shape: tuple[int, int], temperature: float | None = None
+    def gray_to_chroma(
+        self, gray: torch.Tensor, temperature: float | torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run the generator on gray images resized to ``shape``; returns (ab (N, 2, h, w), heatmap)."""
-        param = next(self.generator.parameters())
-        batch = torch.stack(
-            [F.interpolate(g[None, None], size=shape, mode="bilinear", align_corners=False, antialias=True)[0] for g in grays]
-        ).to(device=param.device, dtype=param.dtype)
-        x = batch * 2 - 1
+        """The network as runners see it: gray (N, 1, h, w) in [0, 1] -> CIELAB ab (N, 2, h, w) float32 and the
+        CAM heatmap (N, 1, h', w'). This is also the graph :func:`agincolor.export.export_onnx` writes."""
+        x = (gray.to(next(self.generator.parameters()).dtype) * 2 - 1).clamp(-1, 1)
         if self.generator.in_channels == 3:
             x = x.expand(-1, 3, -1, -1)
+        out = self.generator(x)
+        return self.chroma_of(out.image, temperature), out.heatmap.float()
+
+    @torch.no_grad()
+    def _chroma(self, gray: np.ndarray, temperature: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The network for :func:`~agincolor.image_processor.colorize_images`, on float32 numpy arrays."""
         # Inference whatever mode the module is in: a batch-norm encoder uses its running statistics, so a
         # photo's colours never depend on the others in its batch, and colorizing never changes the model.
         was_training = self.generator.training
         self.generator.eval()
         try:
-            out = self.generator(x.clamp(-1, 1))
+            device = next(self.generator.parameters()).device
+            ab, heat = self.gray_to_chroma(torch.from_numpy(np.array(gray, dtype=np.float32)).to(device), temperature)
         finally:
             self.generator.train(was_training)
-        return self.chroma_of(out.image, temperature).cpu(), out.heatmap.float().cpu()
+        return ab.cpu().numpy(), heat.cpu().numpy()
 
-    def chroma_of(self, output: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+    def chroma_of(self, output: torch.Tensor, temperature: float | torch.Tensor | None = None) -> torch.Tensor:
         """CIELAB ab ``(N, 2, H, W)`` (float32) of the generator's raw ``image`` output: the chroma of the
         colour image, or the annealed mean of the bin scores for an ``ab_bins`` model (at ``temperature``,
-        default the model's own)."""
+        default the model's own; a 0-d tensor in an exported graph)."""
         if self.ab_bins is not None:
             t = self.temperature if temperature is None else temperature
             return ab_from_bin_logits(output.float(), self.ab_centers.float(), t)
         if self.generator.head_kind == "ab":
             return output.float() * AB_SCALE
         return rgb_to_lab(((output.float() + 1) / 2).clamp(0, 1))[:, 1:]
-
-    def _colorize_prepared(
-        self,
-        items: list[_Prepared],
-        batch_size: int,
-        with_attention: bool,
-        saturation: float,
-        temperature: float | None = None,
-    ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-        """Colorize prepared images; returns, per image, uint8 RGB (H, W, 3) and an optional heatmap (H, W)."""
-        results: list[tuple[torch.Tensor, torch.Tensor | None] | None] = [None] * len(items)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, item in enumerate(items):
-            groups.setdefault(self.working_shape(*item.gray.shape), []).append(i)
-        for shape, indices in groups.items():
-            for start in range(0, len(indices), batch_size):
-                chunk = indices[start : start + batch_size]
-                ab, heat = self._chroma([items[i].gray for i in chunk], shape, temperature)
-                if saturation != 1.0:
-                    ab = ab * saturation
-                for j, i in enumerate(chunk):
-                    lightness = items[i].lightness
-                    rgb = _join_lightness_and_chroma(lightness, ab[j])
-                    attention = None
-                    if with_attention:
-                        attention = _normalised_heatmap(heat[j], lightness.shape)
-                    results[i] = (rgb, attention)
-        return results  # type: ignore[return-value]
 
     def colorize(
         self,
@@ -490,7 +327,10 @@ class Colorizer(
         Accepts a PIL image in any mode (L, LA, RGB, RGBA, P, I;16, CMYK, 1, ...), a file path, a numpy
         array (H, W), (H, W, 3) or (H, W, 4) (uint8, uint16, or float in [0, 1]), or a torch tensor
         (1|3|4, H, W) or (N, 1|3|4, H, W) (float in [0, 1] or uint8). Colour inputs are recoloured from
-        their lightness. EXIF orientation is applied to PIL images and files; alpha is kept.
+        their lightness, with a ``UserWarning`` naming the file (see :func:`~agincolor.has_colour`; the
+        ``agincolor colorize`` command skips them unless ``--recolor``). EXIF orientation is applied to PIL
+        images and files; alpha is kept. Preparation and the final join are
+        :mod:`agincolor.image_processor`'s, shared with :class:`~agincolor.OnnxColorizer`.
 
         Returns: a PIL RGB(A) image for PIL images and paths; a numpy (H, W, 3|4) array of the input's
         dtype; a tensor (3|4, H, W) or (N, 3|4, H, W) of the input's dtype and device; a list for a list.
@@ -508,40 +348,27 @@ class Colorizer(
             _check_temperature(temperature)
             if self.ab_bins is None:
                 raise ValueError("temperature applies only to a model that predicts ab bins; this one outputs an image")
+        run = dict(
+            working_size=self.working_size,
+            batch_size=batch_size,
+            return_attention=return_attention,
+            saturation=saturation,
+        )
+        chroma = lambda gray: self._chroma(gray, temperature)  # noqa: E731
         if isinstance(image, torch.Tensor) and image.dim() == 4:
             if image.shape[0] == 0:
                 raise ValueError(f"cannot colorize an empty batch of shape {tuple(image.shape)}")
-            batch = [self._prepare_tensor(t) for t in image]
-            outputs = self._colorize_prepared(batch, batch_size, return_attention, saturation, temperature)
-            stacked = torch.stack([_to_tensor_like(rgb, p.alpha, image) for (rgb, _), p in zip(outputs, batch)])
+            outputs = ip.colorize_images(
+                list(image), chroma, prepare=_prepare_tensor, finish=_finish_tensor,
+                finish_attention=_tensor_attention, result_type=ColorizeResult, **run,
+            )  # fmt: skip
             if return_attention:
-                heat = torch.stack([a for _, a in outputs])[:, None].to(image.device)  # type: ignore[misc]
-                return ColorizeResult(stacked, heat)
-            return stacked
-        many = isinstance(image, (list, tuple))
-        pairs = [self._prepare_one(im) for im in (image if many else [image])]  # type: ignore[union-attr]
-        outputs = self._colorize_prepared([p for p, _ in pairs], batch_size, return_attention, saturation, temperature)
-        finished = []
-        for (rgb, attention), (prep, original) in zip(outputs, pairs):
-            out = _to_kind(rgb, prep.alpha, original)
-            if return_attention:
-                out = ColorizeResult(out, _attention_to_kind(attention, original))
-            finished.append(out)
-        return finished if many else finished[0]
-
-    def _prepare_one(self, image: ImageInput) -> tuple[_Prepared, Any]:
-        """Returns the prepared image and what decides the output's kind (the loaded PIL image for paths)."""
-        if isinstance(image, (str, os.PathLike)):
-            image = open_image(image)
-        if isinstance(image, Image.Image):
-            return self._prepare_pil(image), image
-        if isinstance(image, np.ndarray):
-            return self._prepare_array(image), image
-        if isinstance(image, torch.Tensor):
-            return self._prepare_tensor(image), image
-        raise TypeError(
-            f"cannot colorize a {type(image).__name__}; pass a PIL image, a file path, a numpy array or a torch tensor"
-        )
+                return ColorizeResult(torch.stack([o.image for o in outputs]), torch.stack([o.attention for o in outputs]))
+            return torch.stack(outputs)
+        return ip.colorize_images(
+            image, chroma, prepare=_prepare_any, finish=_finish_any, finish_attention=_any_attention,
+            result_type=ColorizeResult, **run,
+        )  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> Any:
         """The generator's forward on (N, C, H, W) images in [-1, 1] (for users who want raw outputs)."""
@@ -558,174 +385,43 @@ def _check_temperature(value: object) -> None:
         raise ValueError(f"temperature must be a number in (0, 10], got {value!r}")
 
 
-def open_image(path: str | os.PathLike[str]) -> Image.Image:
-    """Open and fully decode an image file; raises :class:`ImageReadError` naming the file otherwise."""
-    p = Path(path)
-    if not p.is_file():
-        raise ImageReadError(f"image file {str(p)!r} does not exist" if not p.exists() else f"{str(p)!r} is not a file")
-    try:
-        with Image.open(p) as im:
-            im.load()
-            return im.copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise ImageReadError(f"cannot read image file {str(p)!r}: {err}") from None
+# ----------------------------------------------------------------------------------- torch tensors
+# Tensors are the one input kind of this runner alone: they become numpy arrays and are prepared by the
+# shared array code (agincolor.image_processor), and come back as tensors of their dtype and device.
+def _prepare_tensor(t: torch.Tensor) -> tuple[ip.PreparedImage, torch.Tensor]:
+    if t.dim() != 3 or t.shape[0] not in (1, 3, 4):
+        raise ValueError(f"image tensors must have shape (1|3|4, H, W), got {tuple(t.shape)}")
+    if not t.is_floating_point() and t.dtype != torch.uint8:
+        raise TypeError(f"unsupported tensor dtype {t.dtype}; use float in [0, 1] or uint8")
+    ip.check_size(t.shape[1], t.shape[2])
+    data = t.detach().cpu()
+    if data.is_floating_point() and data.dtype not in (torch.float32, torch.float64, torch.float16):
+        data = data.float()  # bfloat16 and others numpy has no dtype for
+    return ip.prepare_array(data.permute(1, 2, 0).numpy(), what="image tensor"), t
 
 
-# ------------------------------------------------------------------------------------ colour helpers
-def _check_unit_range(t: torch.Tensor, what: str) -> None:
-    if not torch.isfinite(t).all():
-        raise ValueError(f"{what} contains NaN or infinite values")
-    lo, hi = float(t.min()), float(t.max())
-    if lo < -1e-3 or hi > 1 + 1e-3:
-        raise ValueError(f"float {what} values must lie in [0, 1], got range [{lo:.3g}, {hi:.3g}]")
-
-
-def _unpremultiply(image: Image.Image) -> Image.Image:
-    """PIL's premultiplied-alpha modes (La, RGBa) as straight LA / RGBA (PIL converts neither to L or RGB)."""
-    arr = np.asarray(image).astype(np.float32)
-    alpha = arr[..., -1:]
-    colour = np.where(alpha > 0, arr[..., :-1] * 255.0 / np.maximum(alpha, 1.0), 0.0)
-    straight = np.concatenate([np.clip(np.round(colour), 0, 255), alpha], axis=-1).astype(np.uint8)
-    return Image.fromarray(straight, mode="LA" if image.mode == "La" else "RGBA")
-
-
-def _lightness_of_gray(v: torch.Tensor) -> torch.Tensor:
-    """L* of neutral pixels with gamma-encoded value v in [0, 1] (R = G = B = v)."""
-    return lab_l_from_srgb(v.clamp(0, 1)[None].expand(3, -1, -1))[0]
-
-
-_L_OF_GRAY_U8 = _lightness_of_gray(torch.arange(256, dtype=torch.float64).div(255.0)[None]).float()[0]
-_LINEAR_U8 = srgb_to_linear(torch.arange(256, dtype=torch.float64).div(255.0)[None, None].expand(3, 1, -1))[0, 0].float()
-# The luminance row of the RGB -> XYZ matrix that lab_l_from_srgb uses, so both paths give the same L*.
-_Y_WEIGHTS = tuple(float(v) for v in _RGB_TO_XYZ_NORM[1])
-_LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # rgb_to_gray's, for the network's gray input
-
-
-def _prepare_rgb_u8(rgb: torch.Tensor, alpha: Any) -> _Prepared:
-    """(H, W, 3) uint8 -> L* via a 256-entry linearisation table, and the network's gray input."""
-    idx = rgb.long()
-    y = torch.zeros(rgb.shape[:2], dtype=torch.float32)
-    gray = torch.zeros(rgb.shape[:2], dtype=torch.float32)
-    for c, (wy, wg) in enumerate(zip(_Y_WEIGHTS, _LUMA_WEIGHTS)):
-        y.add_(_LINEAR_U8[idx[..., c]], alpha=wy)
-        gray.add_(rgb[..., c].float(), alpha=wg / 255.0)
-    return _Prepared(116.0 * _cie_f(y) - 16.0, gray, alpha)
-
-
-def _prepare_rgb_float(rgb: torch.Tensor, alpha: Any) -> _Prepared:
-    """(3, H, W) float in [0, 1] -> L* and the network's gray input."""
-    rgb = rgb.clamp(0, 1)
-    return _Prepared(lab_l_from_srgb(rgb)[0], rgb_to_gray(rgb)[0], alpha)
-
-
-# Lab (relative to white) -> linear sRGB, as 9 floats: applied channel by channel, which on the CPU is much
-# faster than a generic matrix product over a (3, M) tensor.
-_XYZ_TO_LINEAR = [[float(v) for v in row] for row in _XYZ_NORM_TO_RGB]
-# Linear light quantised to 1/65535 maps to the nearest uint8 sRGB level; the quantisation moves the sRGB
-# value by at most 0.03 of a level (the curve's steepest slope is 12.92), so this table is exact to rounding.
-_LINEAR_TO_U8 = linear_to_srgb(torch.linspace(0, 1, 65536, dtype=torch.float64)[None, None].expand(3, 1, -1))[0, 0]
-_LINEAR_TO_U8 = _LINEAR_TO_U8.mul(255).round().to(torch.uint8)
-
-
-def _lab_to_linear(y: torch.Tensor, fy: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Linear sRGB (3, M) of Lab pixels given Y and f(Y) (from L) and chroma a, b of shape (M,)."""
-    x = _cie_f_inv(fy + a / 500.0)
-    z = _cie_f_inv(fy - b / 200.0)
-    m = _XYZ_TO_LINEAR
-    return torch.stack([m[i][0] * x + m[i][1] * y + m[i][2] * z for i in range(3)])
-
-
-def _fit_gamut(lightness: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Linear sRGB (3, M) of Lab pixels; out-of-gamut pixels lose chroma, never lightness, until they fit.
-
-    Lightness fixes Y; a neutral colour of any Y is inside the gamut, so a bisection on the chroma scale
-    in [0, 1] converges. Eight halvings leave at most 1/256 of the chroma on the table.
-    """
-    fy = (lightness + 16.0) / 116.0
-    y = _cie_f_inv(fy)
-    rgb = _lab_to_linear(y, fy, a, b)
-    outside = ((rgb < 0) | (rgb > 1)).any(dim=0).nonzero().squeeze(1)
-    if outside.numel():
-        sy, sfy, sa, sb = y[outside], fy[outside], a[outside], b[outside]
-        lo = torch.zeros_like(sy)
-        hi = torch.ones_like(sy)
-        for _ in range(8):
-            mid = (lo + hi) * 0.5
-            t = _lab_to_linear(sy, sfy, sa * mid, sb * mid)
-            ok = ((t >= 0) & (t <= 1)).all(dim=0)
-            lo = torch.where(ok, mid, lo)
-            hi = torch.where(ok, hi, mid)
-        rgb[:, outside] = _lab_to_linear(sy, sfy, sa * lo, sb * lo)
-    return rgb.clamp_(0, 1)
-
-
-def _join_lightness_and_chroma(lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-    """Join full-size L* (H, W) with working-size chroma (2, h, w); returns uint8 RGB (H, W, 3).
-
-    Works through horizontal strips, so memory beyond the output stays bounded whatever the image size.
-    """
-    h, w = lightness.shape
-    out = torch.empty((h, w, 3), dtype=torch.uint8)
-    rows = max(1, _STRIP_PIXELS // max(1, w))
-    ab = ab[None].float()
-    sh, sw = ab.shape[-2:]
-    # Bilinear sampling positions of align_corners=False resizing, in grid_sample's [-1, 1] coordinates.
-    xs = (torch.arange(w, dtype=torch.float32) + 0.5) * (sw / w) - 0.5
-    grid_x = xs.div(max(sw - 1, 1)).mul(2).sub(1) if sw > 1 else torch.zeros_like(xs)
-    for top in range(0, h, rows):
-        bottom = min(h, top + rows)
-        ys = (torch.arange(top, bottom, dtype=torch.float32) + 0.5) * (sh / h) - 0.5
-        grid_y = ys.div(max(sh - 1, 1)).mul(2).sub(1) if sh > 1 else torch.zeros_like(ys)
-        grid = torch.stack(torch.meshgrid(grid_x, grid_y, indexing="xy"), dim=-1)[None]
-        strip_ab = F.grid_sample(ab, grid, mode="bilinear", padding_mode="border", align_corners=True)[0]
-        linear = _fit_gamut(lightness[top:bottom].reshape(-1), strip_ab[0].reshape(-1), strip_ab[1].reshape(-1))
-        codes = _LINEAR_TO_U8[linear.mul_(65535.0).round_().long()]
-        out[top:bottom] = codes.reshape(3, bottom - top, w).permute(1, 2, 0)
-    return out
-
-
-def _normalised_heatmap(heat: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    heat = heat.float()
-    heat = heat - heat.min()
-    heat = heat / heat.max().clamp_min(1e-8)
-    return F.interpolate(heat[None], size=size, mode="bilinear", align_corners=False)[0, 0].clamp(0, 1)
-
-
-def _to_kind(rgb: torch.Tensor, alpha: Any, original: Any) -> Any:
-    """Turn uint8 (H, W, 3) RGB (+ alpha) into the kind of ``original``."""
-    if isinstance(original, Image.Image):
-        arr = rgb.numpy()
-        if alpha is not None:
-            return Image.fromarray(np.dstack([arr, np.asarray(alpha, dtype=np.uint8)]), mode="RGBA")
-        return Image.fromarray(arr, mode="RGB")
-    if isinstance(original, np.ndarray):
-        arr = rgb.numpy()
-        if original.dtype == np.uint8:
-            out = arr
-        elif original.dtype == np.uint16:
-            out = arr.astype(np.uint16) * 257
-        else:
-            out = (arr.astype(np.float32) / 255.0).astype(original.dtype)
-        if alpha is not None:
-            out = np.dstack([out, np.asarray(alpha).astype(out.dtype)])
-        return out
-    return _to_tensor_like(rgb, alpha, original)
-
-
-def _to_tensor_like(rgb: torch.Tensor, alpha: Any, original: torch.Tensor) -> torch.Tensor:
-    t = rgb.permute(2, 0, 1)
+def _finish_tensor(rgb: np.ndarray, alpha: Any, original: torch.Tensor) -> torch.Tensor:
+    out = torch.from_numpy(rgb).permute(2, 0, 1)
     if original.dtype != torch.uint8:
-        t = t.to(original.dtype) / 255.0
+        out = out.to(original.dtype) / 255.0
     if alpha is not None:
-        t = torch.cat([t, torch.as_tensor(alpha).to(t.dtype).reshape(1, *t.shape[1:])], dim=0)
-    return t.to(original.device)
+        out = torch.cat([out, torch.from_numpy(np.asarray(alpha)).to(out.dtype).reshape(1, *out.shape[1:])], dim=0)
+    return out.to(original.device)
 
 
-def _attention_to_kind(attention: torch.Tensor | None, original: Any) -> Any:
-    if attention is None:
-        return None
-    if isinstance(original, Image.Image):
-        return Image.fromarray((attention.numpy() * 255).round().astype(np.uint8), mode="L")
-    if isinstance(original, np.ndarray):
-        return attention.numpy().astype(np.float32)
-    return attention[None].to(original.device)
+def _tensor_attention(attention: np.ndarray | None, original: torch.Tensor) -> torch.Tensor | None:
+    return None if attention is None else torch.from_numpy(attention)[None].to(original.device)
+
+
+def _prepare_any(image: Any) -> tuple[ip.PreparedImage, Any]:
+    return _prepare_tensor(image) if isinstance(image, torch.Tensor) else ip.prepare_image(image)
+
+
+def _finish_any(rgb: np.ndarray, alpha: Any, original: Any) -> Any:
+    return _finish_tensor(rgb, alpha, original) if isinstance(original, torch.Tensor) else ip.to_kind(rgb, alpha, original)
+
+
+def _any_attention(attention: np.ndarray | None, original: Any) -> Any:
+    if isinstance(original, torch.Tensor):
+        return _tensor_attention(attention, original)
+    return ip.attention_to_kind(attention, original)

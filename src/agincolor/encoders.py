@@ -96,6 +96,12 @@ _LITE0_HEAD = 1280
 _TF_BN_EPS = 1e-3
 
 
+def is_exporting() -> bool:
+    """True while torch.export traces a model (for the ONNX export), where sizes are symbolic."""
+    compiler = getattr(torch, "compiler", None)
+    return bool(compiler is not None and getattr(compiler, "is_exporting", lambda: False)())
+
+
 class _SameConv(nn.Conv2d):
     """Conv2d with TensorFlow's "same" padding, which pads more on the bottom and right for stride 2.
 
@@ -106,8 +112,14 @@ class _SameConv(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = []
+        exporting = is_exporting()
         for size, k, s in zip(reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride)):
-            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
+            if exporting:
+                # Symbolic sizes: the generator pads its input to a multiple of 32, so every side here is a
+                # multiple of the stride, and the general formula (which torch.export cannot simplify) is k - s.
+                total = max(k - s, 0)
+            else:
+                total = max((math.ceil(size / s) - 1) * s + k - size, 0)
             pads += [total // 2, total - total // 2]
         if any(pads):
             x = F.pad(x, pads)

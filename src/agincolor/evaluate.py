@@ -17,12 +17,12 @@ from typing import Callable, Iterable
 import numpy as np
 from PIL import Image
 
+from .image_processor import IMAGE_SUFFIXES
 from .metrics import HUES, RECALL_THRESHOLD, _lab_of, _recall_sums_of_lab, colorfulness, psnr, ssim
 
 __all__ = ["EVAL_SIZE", "EvaluationResult", "evaluate", "format_table", "list_images"]
 
 EVAL_SIZE = 256
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 
 @dataclass

@@ -9,13 +9,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import CAMAttention
-from .encoders import ENCODERS, build_encoder, encoder_channels
+from .encoders import ENCODERS, build_encoder, encoder_channels, is_exporting as _is_exporting
+from .image_processor import MIN_SIZE  # the smallest side the generator takes (reflection padding needs room)
 from .norm import AGIN, AGIN_RHO_INIT, GIN_RHO_INIT, GroupInstanceNorm
 
 __all__ = ["Generator", "GeneratorOutput", "HEADS", "ENCODER_NORMS", "MIN_SIZE", "AB_SCALE"]
 
-#: Smallest input height or width the generator accepts (reflection padding needs room at the bottleneck).
-MIN_SIZE = 32
 
 
 #: Output layers a :class:`Generator` can end with.
@@ -325,7 +324,10 @@ class Generator(nn.Module):
             raise ValueError(f"Generator needs H and W of at least {MIN_SIZE}, got {h}x{w}")
         m = self.size_multiple
         pad_h, pad_w = (-h) % m, (-w) % m
-        if pad_h or pad_w:
+        # An exported graph (ONNX, dynamic H and W) must pad and crop for every size: a Python test on the
+        # traced sizes would fix the branch of the example input into the graph.
+        exporting = _is_exporting()
+        if exporting or pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
 
         if self.encoder_name == "paper":
@@ -350,6 +352,6 @@ class Generator(nn.Module):
             for block in self.upsample:
                 features = block(features, skips.pop())
         image = self.head(features)
-        if pad_h or pad_w:
+        if exporting or pad_h or pad_w:
             image = image[..., :h, :w]
         return GeneratorOutput(image, cam_logits, heatmap)

@@ -14,7 +14,7 @@ from ..generator import ENCODER_NORMS
 from .config import TrainConfig
 from .losses import PAIRED_LOSSES
 
-__all__ = ["build_parser", "config_from_args", "load_recipe", "parse_args", "main"]
+__all__ = ["build_parser", "config_from_args", "load_recipe", "load_size_for", "parse_args", "main"]
 
 _HELP = {
     "data": "folder of colour photos (searched recursively for jpg, png, webp, bmp)",
@@ -90,6 +90,25 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+#: The paper resizes to 286 before cropping 256 (section 4.2); --image-size N keeps that ratio.
+PAPER_LOAD_RATIO = 286 / 256
+
+
+def load_size_for(image_size: int) -> int:
+    """The load size that ``--image-size N`` implies: N scaled as the paper's 286 is to 256."""
+    return int(round(image_size * PAPER_LOAD_RATIO))
+
+
+class _StoreGiven(argparse.Action):
+    """Store the value and note that the flag was given on the command line (not a recipe's default)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, values)
+        given = set(getattr(namespace, "_given", ()))
+        given.add(self.dest)
+        setattr(namespace, "_given", given)
+
+
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """An argparse parser with one option per :class:`TrainConfig` field, defaults from the paper."""
     parser = argparse.ArgumentParser(
@@ -127,10 +146,20 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
             parser.add_argument(flag, type=int, default=None, help=help_text)
         elif f.name in ("time_budget", "snapshot_every"):
             parser.add_argument(flag, type=float, default=None, help=help_text)
+        elif f.name in ("crop_size", "load_size"):
+            parser.add_argument(flag, type=int, default=default, action=_StoreGiven, help=help_text)
         else:
             parser.add_argument(
                 flag, type=type(default), default=default, required=f.name == "data", help=help_text
             )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train at N x N: --crop-size N and --load-size N * 286 / 256 (the paper's 256 and 286); "
+        "an explicit --load-size still wins; not with --crop-size",
+    )
     parser.add_argument(
         "--config",
         default=None,
@@ -212,7 +241,19 @@ def parse_args(argv: Sequence[str] | None = None, prog: str | None = None) -> tu
             for action in parser._actions:
                 if action.dest == "data":
                     action.required = False
-    return parser, parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    given = getattr(args, "_given", set())
+    if hasattr(args, "_given"):
+        del args._given
+    if args.image_size is not None:
+        if "crop_size" in given:
+            parser.error("--image-size and --crop-size both set the training resolution; give one of them")
+        if args.image_size <= 0:
+            parser.error(f"--image-size must be a positive integer, got {args.image_size}")
+        args.crop_size = args.image_size
+        if "load_size" not in given:
+            args.load_size = load_size_for(args.image_size)
+    return parser, args
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
