@@ -31,16 +31,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _photo(h: int, w: int) -> np.ndarray:
-    """A smooth synthetic gray photo (gradients and shapes) as uint8 (H, W)."""
-    from PIL import Image, ImageDraw, ImageFilter
+    """The synthetic gray photo of ``colorize_speed.py`` (its sibling here), as uint8 (H, W)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from colorize_speed import _photo as photo
 
-    small = Image.new("L", (400, 300))
-    draw = ImageDraw.Draw(small)
-    for y in range(300):
-        draw.line([(0, y), (400, y)], fill=int(60 + 150 * y / 300))
-    draw.ellipse([60, 40, 200, 180], fill=220)
-    draw.rectangle([220, 150, 380, 290], fill=40)
-    return np.asarray(small.filter(ImageFilter.GaussianBlur(3)).resize((w, h), Image.BICUBIC))
+    return np.asarray(photo(h, w))
 
 
 def _median(fn, runs: int) -> float:
