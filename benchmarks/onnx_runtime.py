@@ -30,22 +30,18 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _photo(h: int, w: int) -> np.ndarray:
-    """The synthetic gray photo of ``colorize_speed.py`` (its sibling here), as uint8 (H, W)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from colorize_speed import _photo as photo
+# The synthetic photo and the timing loop of colorize_speed.py, the sibling benchmark.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from colorize_speed import _median_time, _photo as _photo_image  # noqa: E402
 
-    return np.asarray(photo(h, w))
+
+def _photo(h: int, w: int) -> np.ndarray:
+    """colorize_speed.py's synthetic gray photo as uint8 (H, W)."""
+    return np.asarray(_photo_image(h, w))
 
 
 def _median(fn, runs: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return _median_time(fn, runs)[0]
 
 
 _OTHER_TREE = """
