@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from .image_processor import LUMA_WEIGHTS, RGB_TO_XYZ
+
 __all__ = [
     "AB_BIN_SIZE",
     "AB_LIMIT",
@@ -32,15 +34,8 @@ __all__ = [
 ]
 
 # Linear sRGB -> CIE XYZ (D65), the matrix derived from the sRGB primaries and
-# white chromaticities (Lindbloom's precise values).
-_RGB_TO_XYZ = torch.tensor(
-    [
-        [0.4124564, 0.3575761, 0.1804375],
-        [0.2126729, 0.7151522, 0.0721750],
-        [0.0193339, 0.1191920, 0.9503041],
-    ],
-    dtype=torch.float64,
-)
+# white chromaticities (Lindbloom's precise values); one definition, shared with the numpy runner code.
+_RGB_TO_XYZ = torch.tensor(RGB_TO_XYZ, dtype=torch.float64)
 
 # The reference white is taken as the XYZ of RGB (1, 1, 1) rather than as the
 # rounded published D65 values (0.95047, 1.0, 1.08883); the two agree to 1e-7,
@@ -219,7 +214,7 @@ def rgb_to_gray(image: torch.Tensor) -> torch.Tensor:
         Grey image of shape :math:`(*, 1, H, W)`, values in ``[0, 1]``.
     """
     _check_image(image, "image")
-    weights = torch.tensor([0.299, 0.587, 0.114], dtype=image.dtype, device=image.device)
+    weights = torch.tensor(LUMA_WEIGHTS, dtype=image.dtype, device=image.device)
     return (image * weights.view(3, 1, 1)).sum(dim=-3, keepdim=True)
 
 

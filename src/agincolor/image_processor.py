@@ -50,7 +50,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 #: Smallest height or width the network accepts (re-exported by :mod:`agincolor.generator`).
 MIN_SIZE = 32
 
-# Linear sRGB -> CIE XYZ (D65), Lindbloom's values; color.py builds its torch matrices from these rows.
+# Linear sRGB -> CIE XYZ (D65), Lindbloom's values; color.py builds its torch matrices from these rows too.
 RGB_TO_XYZ = (
     (0.4124564, 0.3575761, 0.1804375),
     (0.2126729, 0.7151522, 0.0721750),
@@ -61,7 +61,8 @@ _RGB_TO_XYZ = np.array(RGB_TO_XYZ, dtype=np.float64)
 _RGB_TO_XYZ_NORM = _RGB_TO_XYZ / _RGB_TO_XYZ.sum(axis=1, keepdims=True)
 _XYZ_NORM_TO_RGB = np.linalg.inv(_RGB_TO_XYZ_NORM)
 _Y_WEIGHTS = _RGB_TO_XYZ_NORM[1]
-_LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # BT.601 luma, the gray the network was trained on
+#: BT.601 luma weights of gamma-encoded RGB: PIL's convert("L"), the gray the network was trained on.
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 _DELTA = 6.0 / 29.0
 
 # Bytes of working memory per output pixel (input copy, L, gray, output) plus strip temporaries.
@@ -140,7 +141,7 @@ def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
 _U8 = np.arange(256, dtype=np.float64) / 255.0
 _LINEAR_U8 = srgb_to_linear(_U8)
 _L_OF_GRAY_U8 = lightness_from_linear_y(_LINEAR_U8)
-_GRAY_WEIGHTS_U8 = np.array(_LUMA_WEIGHTS, dtype=np.float32) / 255.0
+_GRAY_WEIGHTS_U8 = np.array(LUMA_WEIGHTS, dtype=np.float32) / 255.0
 # Per-level contributions of each channel to Y, so the L* of uint8 RGB costs three table look-ups.
 _Y_TABLES = [(_LINEAR_U8 * w).astype(np.float32) for w in _Y_WEIGHTS]
 # Linear light quantised to 1/65535 maps to the nearest uint8 sRGB level; the quantisation moves the sRGB
@@ -238,7 +239,7 @@ def _from_rgb_float(rgb: np.ndarray, alpha: Any, source: str | None) -> Prepared
     rgb = np.clip(rgb, 0.0, 1.0)
     linear = srgb_to_linear(rgb.astype(np.float32))
     y = linear @ _Y_WEIGHTS.astype(np.float32)
-    gray = (rgb @ np.array(_LUMA_WEIGHTS, dtype=np.float32)).astype(np.float32)
+    gray = (rgb @ np.array(LUMA_WEIGHTS, dtype=np.float32)).astype(np.float32)
     return PreparedImage(lightness_from_linear_y(y), gray, alpha, colour_measure(rgb), source)
 
 
