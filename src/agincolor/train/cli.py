@@ -199,23 +199,20 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"recipe {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".json"):
+        raise ValueError(f"recipe {str(path)!r} must be a .toml or .json file")
     text = path.read_text(encoding="utf-8")
+    if suffix == ".toml":
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10: the same parser as a package (a dependency there)
+            import tomli as tomllib
     try:
-        if path.suffix.lower() == ".json":
-            values = json.loads(text)
-        elif path.suffix.lower() == ".toml":
-            try:
-                import tomllib
-            except ModuleNotFoundError:  # Python 3.10: the same parser as a package (a dependency there)
-                import tomli as tomllib
-
-            values = tomllib.loads(text)
-        else:
-            raise ValueError(f"recipe {str(path)!r} must be a .toml or .json file")
-    except (json.JSONDecodeError, ValueError) as err:
-        if isinstance(err, ValueError) and "must be a .toml" in str(err):
-            raise
-        raise ValueError(f"recipe {str(path)!r} is not valid {path.suffix[1:].upper()}: {err}") from None
+        # Both parsers' errors are ValueErrors (json.JSONDecodeError, tomllib.TOMLDecodeError).
+        values = json.loads(text) if suffix == ".json" else tomllib.loads(text)
+    except ValueError as err:
+        raise ValueError(f"recipe {str(path)!r} is not valid {suffix[1:].upper()}: {err}") from None
     if not isinstance(values, dict):
         raise ValueError(f"recipe {str(path)!r} must hold a table of options, got {type(values).__name__}")
     known = {f.name for f in dataclasses.fields(TrainConfig)} - {"extra"}
