@@ -170,7 +170,18 @@ def launched(monkeypatch):
     """Replaces the server by a record of what it would have served."""
     calls = []
     monkeypatch.setattr(web, "import_gradio", lambda: None)
-    monkeypatch.setattr(web, "launch", lambda d, host, port: calls.append((d.model_choices, d.max_upload_mb, host, port)))
+
+    class Served:
+        local_url = "http://127.0.0.1:7860/"
+
+        def block_thread(self) -> None:
+            calls.append("blocked until Ctrl+C")
+
+    def launch(d: Demo, host: str, port: int, block: bool, quiet: bool) -> Served:
+        calls.append((d.model_choices, d.max_upload_mb, host, port))
+        return Served()
+
+    monkeypatch.setattr(web, "launch", launch)
     return calls
 
 
@@ -178,7 +189,7 @@ def test_cli_demo_serves_bundled_and_given_models_on_localhost(launched, tmp_pat
     folder = tmp_path / "mine"
     tiny(2).save_pretrained(folder)
     assert cli.main(["demo", "--model", str(folder), "--device", "cpu"]) == 0
-    assert launched == [([BUNDLED_MODEL, str(folder)], 50.0, "127.0.0.1", 7860)]
+    assert launched == [([BUNDLED_MODEL, str(folder)], 50.0, "127.0.0.1", 7860), "blocked until Ctrl+C"]
 
 
 def test_cli_demo_unloadable_model_is_a_usage_error_before_serving(launched, tmp_path, capsys):

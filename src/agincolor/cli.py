@@ -26,6 +26,7 @@ import json
 import math
 import os
 import secrets
+import signal
 import sys
 import warnings
 from dataclasses import dataclass
@@ -628,6 +629,10 @@ def _export(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------- demo
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def _demo(args: argparse.Namespace) -> int:
     from . import demo as web
 
@@ -643,9 +648,18 @@ def _demo(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {args.host}: whoever can reach this machine there can use the demo", file=sys.stderr)
     try:
-        web.launch(server, host=args.host, port=args.port)
-    except OSError as err:  # the port is taken, or the address is not this machine's
-        raise UsageError(f"cannot serve on {args.host}:{args.port}: {_one_line(err)}") from None
+        try:
+            app = web.launch(server, host=args.host, port=args.port, block=False, quiet=True)
+        except OSError as err:  # the port is taken, or the address is not this machine's
+            reason = "the port is in use (--port chooses another)" if "empty port" in str(err) else _one_line(err)
+            raise UsageError(f"cannot serve on {args.host}:{args.port}: {reason}") from None
+        print(f"agincolor demo at {app.local_url} ({', '.join(server.model_choices)}); Ctrl+C stops it", flush=True)
+        # A plain kill stops the server as Ctrl+C does, so the results folder is removed too.
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            app.block_thread()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     finally:
         server.close()
     return 0
