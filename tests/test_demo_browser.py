@@ -104,7 +104,9 @@ def page(browser, server: str):
 
 def _is_local(url: str) -> bool:
     parts = urlsplit(url)
-    return parts.scheme in ("data", "blob") or (parts.scheme in ("http", "https", "ws") and parts.hostname == "127.0.0.1")
+    if parts.scheme in ("data", "blob"):  # made inside the page
+        return True
+    return parts.scheme in ("http", "https", "ws", "wss") and parts.hostname == "127.0.0.1"
 
 
 def upload(page, path: Path) -> None:

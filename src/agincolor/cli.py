@@ -646,7 +646,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     server = web.Demo(web.load_models([None, *args.model], load), max_upload_mb=args.max_upload_mb)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: serving on {args.host}: whoever can reach this machine there can use the demo", file=sys.stderr)
+        print(f"warning: serving on {args.host}: whoever reaches this machine there can use the demo", file=sys.stderr)
     try:
         try:
             app = web.launch(server, host=args.host, port=args.port, block=False, quiet=True)

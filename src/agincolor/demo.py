@@ -397,7 +397,7 @@ def build_app(demo: Demo) -> Any:
         inputs = [upload, model, size, saturation, recolor]
         outputs = [gray, colour, attention, download, status]
         for event in (upload.change, model.change, size.change, saturation.release, recolor.change):
-            event(respond, inputs, outputs, concurrency_limit=1, show_progress="minimal")
+            event(respond, inputs, outputs, concurrency_limit=1, concurrency_id="colorize", show_progress="minimal")
     return app
 
 
