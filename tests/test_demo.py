@@ -141,7 +141,8 @@ def test_working_size_and_saturation_apply_to_one_request_only(demo, models, tmp
     assert np.abs(rgb - rgb[..., :1]).max() <= 1  # saturation 0: no colour at all
     assert demo.working_size_choices() == [32, 128, 192, 256, 384, 512]
     assert_refused(demo.run(str(tmp_path / "p.png"), working_size=16), "working size", "at least 32")
-    assert_refused(demo.run(str(tmp_path / "p.png"), saturation=5.0), "saturation")
+    for bad in (5.0, -0.1, float("nan"), "lots", True):
+        assert_refused(demo.run(str(tmp_path / "p.png"), saturation=bad), "saturation must be a number in [0, 4]")
 
 
 def test_only_the_latest_results_stay_on_disk_and_close_removes_them(demo, tmp_path):

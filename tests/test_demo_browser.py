@@ -138,6 +138,17 @@ def test_browser_upload_gives_a_colour_png_of_the_input_size(page, tmp_path):
     with Image.open(saved) as result, Image.open(photo) as original:
         assert result.format == "PNG" and result.size == original.size
         assert colorfulness(np.asarray(result.convert("RGB"))) > 5
+    page.locator("#size").get_by_label("256").check()  # the working-size choice reruns the photo
+    status_says(page, "working size 256")
+
+
+def test_browser_colour_photo_gets_the_warning_and_the_recolor_toggle_works(page, tmp_path):
+    photo = tmp_path / "slide.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, size=(48, 64, 3), dtype=np.uint8)).save(photo)
+    upload(page, photo)
+    status_says(page, "slide.png already has colour")
+    page.locator("#recolor").get_by_role("checkbox").check()
+    assert "64x48" in status_says(page, "own colours replaced")
 
 
 def test_browser_corrupt_file_is_a_message_and_the_server_goes_on(page, tmp_path):

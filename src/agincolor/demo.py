@@ -232,13 +232,15 @@ class Demo:
     ) -> DemoResult:
         model = self._model(model_name)
         size = self._working_size(model, working_size)
-        if saturation is not None and (isinstance(saturation, bool) or not 0 <= float(saturation) <= 4):
-            raise DemoError(f"The saturation must be in [0, 4], got {saturation!r}.")
+        saturation = self._saturation(saturation)
         image = read_upload(path, self.max_upload_bytes)
         name = _escape(Path(path).name)
-        prepared, _ = prepare_image(image)
+        try:
+            prepared, _ = prepare_image(image)
+            coloured = has_colour(image)
+        except (ValueError, TypeError) as err:  # a mode PIL decodes but agincolor does not take
+            raise DemoError(f"**{name} cannot be colorized**: {_escape(_one_line(err))}") from None
         gray = Image.fromarray((prepared.gray * 255 + 0.5).clip(0, 255).astype("uint8"), mode="L")
-        coloured = has_colour(image)
         if coloured and not recolor:
             return DemoResult(
                 _preview(gray),
@@ -279,6 +281,18 @@ class Demo:
             choices = ", ".join(self.models)
             raise DemoError(f"Unknown model {_escape(str(name))!s}; this demo was started with: {_escape(choices)}.")
         return self.models[name]
+
+    @staticmethod
+    def _saturation(value: Any) -> float | None:
+        if value is None:
+            return None
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if isinstance(value, bool) or not 0 <= number <= 4:
+            raise DemoError(f"The saturation must be a number in [0, 4], got {value!r}.")
+        return number
 
     @staticmethod
     def _working_size(model: Any, value: Any) -> int:
