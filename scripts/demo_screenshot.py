@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     tmp = args.out.with_name(f".{args.out.name}.tmp.png")
     try:
         with sync_playwright() as driver:
-            browser = driver.chromium.launch(executable_path=args.chromium, headless=True, args=["--no-sandbox"])
+            browser = driver.chromium.launch(
+                executable_path=args.chromium, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
+            )
             page = browser.new_page(viewport={"width": args.width, "height": 800})
             page.set_default_timeout(60_000)
             page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")

@@ -78,8 +78,10 @@ def browser(server: str):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as driver:
-        # --no-sandbox: chromium's sandbox refuses to run as root, which CI containers are.
-        chromium = driver.chromium.launch(executable_path=_chromium(), headless=True, args=["--no-sandbox"])
+        # --no-sandbox: the sandbox refuses to run as root, as CI containers do; a container's /dev/shm is small.
+        chromium = driver.chromium.launch(
+            executable_path=_chromium(), headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
         try:
             yield chromium
         finally:

@@ -80,8 +80,8 @@ def _port(text: str) -> int:
         value = int(text)
     except ValueError:
         value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number in [0, 65535] (0: any free port), got {text!r}")
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number in [1, 65535], got {text!r}")
     return value
 
 
