@@ -6,10 +6,12 @@
     agincolor colorize photos/ -o colorized/ --onnx colorizer.onnx       # onnxruntime, no torch needed
     agincolor evaluate data/val/bsds500 --limit 50 --json
     agincolor train --data data/train --out runs/landscape
+    agincolor demo --model runs/landscape/colorizer                      # a web page on 127.0.0.1:7860
     python -m agincolor --version
 
 A thin layer over the public API (:class:`~agincolor.colorizer.Colorizer`, :class:`~agincolor.OnnxColorizer`,
-:func:`~agincolor.export.export_onnx`, :mod:`agincolor.evaluate`, :mod:`agincolor.train.cli`). Exit status:
+:func:`~agincolor.export.export_onnx`, :mod:`agincolor.evaluate`, :mod:`agincolor.train.cli`,
+:mod:`agincolor.demo`). Exit status:
 0 success (photos that already have colour, left alone, are not failures), 1 some images failed, 2 usage
 error (a missing input, a model that cannot be loaded, a bad option). Nothing here imports torch until a
 PyTorch model is loaded, so ``colorize --onnx`` runs where torch is not installed.
@@ -24,6 +26,7 @@ import json
 import math
 import os
 import secrets
+import signal
 import sys
 import warnings
 from dataclasses import dataclass
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import __version__
+from .demo import BUNDLED_MODEL, DEFAULT_HOST, DEFAULT_MAX_UPLOAD_MB, DEFAULT_PORT
 from .image_processor import IMAGE_SUFFIXES, MIN_SIZE, ImageReadError, has_colour, open_image
 
 __all__ = ["main"]
@@ -68,6 +72,26 @@ def _working_size(text: str) -> int:
     value = _positive_int(text)
     if value < MIN_SIZE:
         raise argparse.ArgumentTypeError(f"the working size must be at least {MIN_SIZE}, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number in [1, 65535], got {text!r}")
+    return value
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
 
 
@@ -216,6 +240,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--overwrite", action="store_true", help="replace an existing OUT.onnx")
 
+    demo = commands.add_parser(
+        "demo",
+        help="a local web page to colorize photos with (needs agincolor[demo])",
+        description="Serve a web page (Gradio) to upload a photo or pick an example and see the gray input, "
+        "the colour result and the attention map, with a saturation slider, a working-size choice, a choice "
+        "among the bundled model and the --model ones, and a download of the full-resolution PNG. It binds "
+        "to 127.0.0.1 (this machine only) unless --host says otherwise, and nothing it serves fetches "
+        "anything from outside. Needs agincolor[demo].",
+    )
+    demo.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="ID|DIR",
+        help=f"also offer this model (a Colorizer folder or a Hub id); repeatable. The {BUNDLED_MODEL} is "
+        "always offered, first",
+    )
+    demo.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"address to listen on (default {DEFAULT_HOST}: this machine only; 0.0.0.0 serves the network)",
+    )
+    demo.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
+    demo.add_argument(
+        "--max-upload-mb",
+        type=_positive_number,
+        default=DEFAULT_MAX_UPLOAD_MB,
+        metavar="MB",
+        help=f"largest upload accepted, in megabytes (default {DEFAULT_MAX_UPLOAD_MB:g}); photos with more "
+        "pixels than memory allows are refused too",
+    )
+    demo.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:N, mps")
+
     # The trainer's own parser handles every train option, --help included.
     commands.add_parser(
         "train", add_help=False, help="train a model (options: agincolor train --help; needs agincolor[train])"
@@ -233,9 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _train(rest)
     if rest:
         args.subparsers[args.command].error(f"unrecognized arguments: {' '.join(rest)}")
-    run: Callable[[argparse.Namespace], int] = {"colorize": _colorize, "evaluate": _evaluate, "export": _export}[
-        args.command
-    ]
+    commands = {"colorize": _colorize, "evaluate": _evaluate, "export": _export, "demo": _demo}
+    run: Callable[[argparse.Namespace], int] = commands[args.command]
     try:
         return run(args)
     except UsageError as err:
@@ -569,6 +625,43 @@ def _export(args: argparse.Namespace) -> int:
     except ImportError as err:
         raise UsageError(_one_line(err)) from None
     print(f"exported {'the bundled default model' if args.model is None else args.model} to {onnx_path}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------- demo
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from . import demo as web
+
+    try:
+        web.import_gradio()
+    except ImportError as err:
+        raise UsageError(_one_line(err)) from None
+
+    def load(spec: str | None) -> Any:
+        return _load_model(argparse.Namespace(model=spec, onnx=None, device=args.device, size=None, temperature=None))
+
+    server = web.Demo(web.load_models([None, *args.model], load), max_upload_mb=args.max_upload_mb)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {args.host}: whoever reaches this machine there can use the demo", file=sys.stderr)
+    try:
+        try:
+            app = web.launch(server, host=args.host, port=args.port, block=False, quiet=True)
+        except OSError as err:  # the port is taken, or the address is not this machine's
+            reason = "the port is in use (--port chooses another)" if "empty port" in str(err) else _one_line(err)
+            raise UsageError(f"cannot serve on {args.host}:{args.port}: {reason}") from None
+        print(f"agincolor demo at {app.local_url} ({', '.join(server.model_choices)}); Ctrl+C stops it", flush=True)
+        # A plain kill stops the server as Ctrl+C does, so the results folder is removed too.
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            app.block_thread()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    finally:
+        server.close()
     return 0
 
 
