@@ -197,7 +197,8 @@ class TemporalStabilizer:
 
     ``update(gray, ab)`` takes a frame's gray image and the chroma predicted for it, both at the working
     size, and returns the chroma to use: ``ab + w * (warped - ab)``, where ``warped`` is the previous
-    output carried to this frame by optical flow and ``w = temporal_strength * confidence``. Confidence
+    output carried to this frame by optical flow (as chroma relative to lightness, ``ab / (L* + 16)``,
+    which a change of exposure leaves as it is) and ``w = temporal_strength * confidence``. Confidence
     (per pixel, in [0, 1]) is the product of three terms: forward-backward consistency of the flow
     (``exp(-(e / fb_tolerance)^2)``, e in pixels), agreement of the warped previous gray with the current
     one after matching their exposure (tolerance scaled by the frame's typical warp error, so sensor noise
@@ -274,15 +275,19 @@ class TemporalStabilizer:
             self.last_was_cut, self.last_confidence = cut, 0.0
             return ab.copy()
         small = self._flow_image(gray)
+        # What travels along the motion is chroma relative to lightness, ab / (L* + 16): scaling a scene's
+        # light by k scales a*, b* and L* + 16 alike (by k^(1/3)), so the ratio is the same under the
+        # exposure flicker of old film, and each frame gets the chroma its own exposure calls for.
+        scale = ip.lightness_from_linear_y(ip.srgb_to_linear(np.clip(gray, 0.0, 1.0))) + np.float32(16.0)
         previous = self._previous
         if previous is None or cut or previous[0].shape != small.shape or previous[1].shape != ab.shape:
-            self._previous = (small, ab.copy())
+            self._previous = (small, ab / scale)
             self.last_was_cut, self.last_confidence = cut, 0.0
             return ab.copy()
         weight = self.temporal_strength * self._confidence(previous[0], small, ab.shape[1:])
-        warped = self._warp_back(previous[1], self._map)
+        warped = self._warp_back(previous[1], self._map) * scale
         out = ab + weight[None] * (warped - ab)
-        self._previous = (small, out)
+        self._previous = (small, out / scale)
         self.last_was_cut, self.last_confidence = False, float(weight.mean() / self.temporal_strength)
         return out
 
@@ -452,16 +457,33 @@ def _display_matrix(frame: Any) -> list[int] | None:
     return None
 
 
-def _decode(av: Any, container: Any, path: Path, counts: dict[str, int], audio: list[Any]) -> Iterator[Any]:
+def _decode(av: Any, container: Any, path: Path, counts: dict[str, Any], audio: list[Any]) -> Iterator[Any]:
     """Yield _Frame objects (video) and, for the audio streams in ``audio``, their packets, in file order.
 
     An undecodable video packet (or a frame the decoder marks corrupt) becomes a copy of the previous
-    frame at the packet's timestamp, counted in ``counts["repeated"]``.
+    frame at the packet's timestamp, counted in ``counts["repeated"]``. Decoders put out frames in
+    presentation order, later than their packets (B-frames), so a failed packet's time is held until the
+    first frame after it comes out, and its repeat goes out just before that frame.
     """
     video = container.streams.video[0]
-    video.thread_type = "AUTO"
+    # Slice threads only: with frame threads a decoder reports a bad packet a few packets late, which
+    # hides which frame it was.
+    video.thread_type = "SLICE"
     last: _Frame | None = None
-    last_pts = -math.inf
+    failed: list[int] = []  # timestamps of undecodable packets, not yet repeated
+
+    def repeats_before(pts: float) -> Iterator[_Frame]:
+        nonlocal last
+        while failed and failed[0] < pts:
+            when = failed.pop(0)
+            if last is None:
+                counts["lost"] += 1
+                continue
+            counts["repeated"] += 1
+            counts["frames"] += 1
+            last = _Frame(last.rgb, when, last.time_base, True)
+            yield last
+
     demux = container.demux(video, *audio)
     while True:
         try:
@@ -479,23 +501,19 @@ def _decode(av: Any, container: Any, path: Path, counts: dict[str, int], audio: 
             continue
         try:
             frames = packet.decode()
-        except (av.FFmpegError, ValueError) as err:
-            if last is None and counts["frames"] == 0 and packet.size == 0:
-                raise VideoReadError(f"cannot decode video file {str(path)!r}: {_one_line(err)}") from None
-            frames = []
-            if packet.size and last is not None and packet.pts is not None and packet.pts > last_pts:
-                counts["repeated"] += 1
-                last_pts = packet.pts
-                yield _Frame(last.rgb, packet.pts, packet.time_base, True)
+        except (av.FFmpegError, ValueError):
+            if packet.size and packet.pts is not None:
+                failed.append(packet.pts)
+                failed.sort()
             elif packet.size:
                 counts["lost"] += 1
             continue
         for frame in frames:
             if counts["frames"] == 0:
-                counts["matrix"] = _display_matrix(frame)  # type: ignore[assignment]
+                counts["matrix"] = _display_matrix(frame)
             pts = frame.pts
-            if pts is not None and pts <= last_pts:
-                continue  # a repeat of ours already stands at this time
+            if pts is not None:
+                yield from repeats_before(pts)
             if frame.is_corrupt and last is not None:
                 counts["repeated"] += 1
                 current = _Frame(last.rgb, pts, frame.time_base, True)
@@ -503,9 +521,8 @@ def _decode(av: Any, container: Any, path: Path, counts: dict[str, int], audio: 
                 current = _Frame(frame.to_ndarray(format="rgb24"), pts, frame.time_base)
             counts["frames"] += 1
             last = current
-            if pts is not None:
-                last_pts = pts
             yield current
+    yield from repeats_before(math.inf)
 
 
 def _check_output(src: Path, dst: Path, codec: str, quality: int | None, overwrite: bool) -> tuple[str, int]:
