@@ -127,7 +127,7 @@ def test_cli_single_video_to_file_keeps_size_timestamps_rotation_audio_and_tags_
     src, dst = tmp_path / "old_film.mp4", tmp_path / "film_colour.mp4"
     write_clip(src, scene(0), audio="aac", rotation=90)
     assert run("colorize", src, "-o", dst, "--model", model_dir, "--no-progress") == 0
-    assert "wrote 1 files" in capsys.readouterr().out
+    assert "wrote 0 images and 1 videos" in capsys.readouterr().out
     before, after = read(src), read(dst)
     assert after["size"] == (W, H)
     assert after["times"] == pytest.approx(before["times"], abs=1e-6)  # variable frame rate kept

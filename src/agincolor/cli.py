@@ -536,7 +536,7 @@ def _colorize(args: argparse.Namespace) -> int:
     jobs, skipped, failed = _plan(args, out, out_file)
     if not jobs and not skipped and not failed:
         suffixes = ", ".join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)
-        raise UsageError(f"no image or video files ({suffixes}) found in {', '.join(args.inputs)}")
+        raise UsageError(f"no image files or videos ({suffixes}) found in {', '.join(args.inputs)}")
     videos = [job for job in jobs if job.video]
     jobs = [job for job in jobs if not job.video]
     model = _load_model(args)
@@ -572,10 +572,8 @@ def _colorize(args: argparse.Namespace) -> int:
                 except (ValueError, TypeError, MemoryError, RuntimeError, OSError) as err:
                     failed.append((job.source, _one_line(err)))
                 bar.update(1)
-    for job in videos:
-        if _colorize_video(model, job, args, failed, coloured):
-            written += 1
-    _report(out, written, skipped, failed, coloured)
+    videos_written = sum(_colorize_video(model, job, args, failed, coloured) for job in videos)
+    _report(out, written, skipped, failed, coloured, videos_written)
     return 1 if failed else 0
 
 
@@ -622,7 +620,12 @@ def _colorize_video(model: Any, job: _Job, args: argparse.Namespace, failed: lis
 
 
 def _report(
-    out: Path, written: int, skipped: list[Path], failed: list[tuple[Path, str]], coloured: Sequence[Path] = ()
+    out: Path,
+    written: int,
+    skipped: list[Path],
+    failed: list[tuple[Path, str]],
+    coloured: Sequence[Path] = (),
+    videos: int = 0,
 ) -> None:
     if skipped:
         print(f"skipped {len(skipped)} existing outputs (--overwrite replaces them):", file=sys.stderr)
@@ -645,7 +648,8 @@ def _report(
         for path, reason in failed:
             print(f"  {path}: {reason}", file=sys.stderr)
     print(
-        f"wrote {written} files to {out} ({len(skipped)} skipped, {len(coloured)} already in colour, "
+        f"wrote {written} images{f' and {videos} videos' if videos else ''} to {out} ({len(skipped)} skipped, "
+        f"{len(coloured)} already in colour, "
         f"{len(failed)} failed)"
     )
 

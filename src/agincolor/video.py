@@ -198,7 +198,10 @@ class TemporalStabilizer:
     ``update(gray, ab)`` takes a frame's gray image and the chroma predicted for it, both at the working
     size, and returns the chroma to use: ``ab + w * (warped - ab)``, where ``warped`` is the previous
     output carried to this frame by optical flow (as chroma relative to lightness, ``ab / (L* + 16)``,
-    which a change of exposure leaves as it is) and ``w = temporal_strength * confidence``. Confidence
+    which a change of exposure leaves as it is). The weight ``w = min(n / (n + 1), temporal_strength)``,
+    where ``n`` is the number of earlier frames carried to the pixel times the confidence in the motion:
+    the plain mean of the frames seen so far (so a shot's first frame does not outweigh the others, and
+    the mean's error is at most the frames' average error), then an exponential average. Confidence
     (per pixel, in [0, 1]) is the product of three terms: forward-backward consistency of the flow
     (``exp(-(e / fb_tolerance)^2)``, e in pixels), agreement of the warped previous gray with the current
     one after matching their exposure (tolerance scaled by the frame's typical warp error, so sensor noise
@@ -229,8 +232,11 @@ class TemporalStabilizer:
         self.flow_side = flow_side
         self.fb_tolerance = float(fb_tolerance)
         self.cut_detector = cut_detector if cut_detector is not None else CutDetector()
+        s = self.temporal_strength
+        self._age_cap = np.float32(s / (1.0 - s) + 1.0) if s < 1 else np.float32(np.inf)
         self._flow: Any = None
-        self._previous: tuple[np.ndarray, np.ndarray] | None = None  # (normalised gray u8 at flow size, ab)
+        # (normalised gray u8 at flow size, ab / (L* + 16), frames behind each pixel)
+        self._previous: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         #: Whether the cut detector found a cut before the last frame given to :meth:`update`.
         self.last_was_cut = False
         #: Mean confidence of the last frame (0 after a cut).
@@ -281,14 +287,19 @@ class TemporalStabilizer:
         scale = ip.lightness_from_linear_y(ip.srgb_to_linear(np.clip(gray, 0.0, 1.0))) + np.float32(16.0)
         previous = self._previous
         if previous is None or cut or previous[0].shape != small.shape or previous[1].shape != ab.shape:
-            self._previous = (small, ab / scale)
+            self._previous = (small, ab / scale, np.ones(ab.shape[1:], np.float32))
             self.last_was_cut, self.last_confidence = cut, 0.0
             return ab.copy()
-        weight = self.temporal_strength * self._confidence(previous[0], small, ab.shape[1:])
-        warped = self._warp_back(previous[1], self._map) * scale
-        out = ab + weight[None] * (warped - ab)
-        self._previous = (small, out / scale)
-        self.last_was_cut, self.last_confidence = False, float(weight.mean() / self.temporal_strength)
+        confidence = self._confidence(previous[0], small, ab.shape[1:])
+        warped = self._warp_back(np.concatenate([previous[1], previous[2][None]]), self._map)
+        # n: how many earlier frames stand behind this pixel, as far as the motion is trusted. Until n
+        # reaches the cap the blend is their plain mean (each frame counts once: the first frame of a shot
+        # does not outweigh the rest), then an exponential average of weight temporal_strength.
+        n = confidence * warped[2]
+        weight = np.minimum(n / (n + 1.0), self.temporal_strength)
+        out = ab + weight[None] * (warped[:2] * scale - ab)
+        self._previous = (small, out / scale, np.minimum(n + 1.0, self._age_cap))
+        self.last_was_cut, self.last_confidence = False, float(confidence.mean())
         return out
 
     def _confidence(self, before: np.ndarray, now: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
