@@ -74,7 +74,7 @@ _QUALITY_RANGE = {"h264": 51, "vp9": 63, "ffv1": 0}
 _AUDIO_ENCODERS = ("aac", "libopus", "libvorbis", "mp3")
 
 #: ``temporal_strength`` default, chosen with ``benchmarks/video_flicker.py`` (see README.md, "Video").
-DEFAULT_TEMPORAL_STRENGTH = 0.85
+DEFAULT_TEMPORAL_STRENGTH = 0.95
 _VIDEO_EXTRA_HINT = 'video colorization needs the video extra: pip install "agincolor[video]"'
 
 
@@ -197,8 +197,7 @@ class TemporalStabilizer:
 
     ``update(gray, ab)`` takes a frame's gray image and the chroma predicted for it, both at the working
     size, and returns the chroma to use: ``ab + w * (warped - ab)``, where ``warped`` is the previous
-    output carried to this frame by optical flow (as chroma relative to lightness, ``ab / (L* + 16)``,
-    which a change of exposure leaves as it is). The weight ``w = min(n / (n + 1), temporal_strength)``,
+    output carried to this frame by optical flow. The weight ``w = min(n / (n + 1), temporal_strength)``,
     where ``n`` is the number of earlier frames carried to the pixel times the confidence in the motion:
     the plain mean of the frames seen so far (so a shot's first frame does not outweigh the others, and
     the mean's error is at most the frames' average error), then an exponential average. Confidence
@@ -214,7 +213,9 @@ class TemporalStabilizer:
         temporal_strength (float, default DEFAULT_TEMPORAL_STRENGTH): in [0, 1]; the weight of the
             previous frames where the motion is trusted. The benchmark chose the default.
         cut_detector (CutDetector, default a new one): None keeps the default; pass your own to tune it.
-        flow_side (int, default 256): long side of the images the flow is computed on.
+        flow_side (int, default 192): long side of the images the flow is computed on.
+        history_weight (float, default 1.0): how much each earlier frame counts against the current one
+            while their mean is taken (above 1 holds colours steadier and follows the predictions less).
         fb_tolerance (float, default 1.0): forward-backward error, in flow pixels, at which confidence is 1/e.
     """
 
@@ -223,19 +224,21 @@ class TemporalStabilizer:
         temporal_strength: float = DEFAULT_TEMPORAL_STRENGTH,
         *,
         cut_detector: CutDetector | None = None,
-        flow_side: int = 256,
+        flow_side: int = 192,
         fb_tolerance: float = 1.0,
+        history_weight: float = 1.0,
     ) -> None:
         self.temporal_strength = check_temporal_strength(temporal_strength)
         if isinstance(flow_side, bool) or not isinstance(flow_side, int) or flow_side < 16:
             raise ValueError(f"flow_side must be an int >= 16, got {flow_side!r}")
         self.flow_side = flow_side
         self.fb_tolerance = float(fb_tolerance)
+        self.history_weight = float(history_weight)
         self.cut_detector = cut_detector if cut_detector is not None else CutDetector()
         s = self.temporal_strength
         self._age_cap = np.float32(s / (1.0 - s) + 1.0) if s < 1 else np.float32(np.inf)
         self._flow: Any = None
-        # (normalised gray u8 at flow size, ab / (L* + 16), frames behind each pixel)
+        # (normalised gray u8 at flow size, output ab, frames behind each pixel)
         self._previous: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         #: Whether the cut detector found a cut before the last frame given to :meth:`update`.
         self.last_was_cut = False
@@ -251,6 +254,9 @@ class TemporalStabilizer:
         if self._flow is None:
             cv2 = _import_cv2()
             self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+            # The preset stops at a quarter of the image's resolution, which loses small moving objects;
+            # half resolution tracks them for about three times the (still small) cost.
+            self._flow.setFinestScale(1)
         return self._flow
 
     def _flow_image(self, gray: np.ndarray) -> np.ndarray:
@@ -264,12 +270,14 @@ class TemporalStabilizer:
         z = (gray - gray.mean()) * (40.0 / max(float(gray.std()), 1e-3)) + 128.0
         return np.clip(z, 0, 255).astype(np.uint8)
 
-    def update(self, gray: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    def update(self, gray: np.ndarray, ab: np.ndarray, detail: np.ndarray | None = None) -> np.ndarray:
         """The chroma (2, h, w) float32 to join with this frame's lightness.
 
         Args:
             gray: (h, w) float in [0, 1], the network's input for this frame.
             ab: (2, h, w) float, the chroma predicted for it (same h, w).
+            detail: the frame's gray at a larger size (its full size, say), to estimate the motion on
+                (reduced to ``flow_side``): finer than the working size, so the motion is more precise.
         """
         ab = np.asarray(ab, dtype=np.float32)
         gray = np.asarray(gray, dtype=np.float32)
@@ -280,14 +288,10 @@ class TemporalStabilizer:
             self._previous = None
             self.last_was_cut, self.last_confidence = cut, 0.0
             return ab.copy()
-        small = self._flow_image(gray)
-        # What travels along the motion is chroma relative to lightness, ab / (L* + 16): scaling a scene's
-        # light by k scales a*, b* and L* + 16 alike (by k^(1/3)), so the ratio is the same under the
-        # exposure flicker of old film, and each frame gets the chroma its own exposure calls for.
-        scale = ip.lightness_from_linear_y(ip.srgb_to_linear(np.clip(gray, 0.0, 1.0))) + np.float32(16.0)
+        small = self._flow_image(gray if detail is None else np.asarray(detail, dtype=np.float32))
         previous = self._previous
         if previous is None or cut or previous[0].shape != small.shape or previous[1].shape != ab.shape:
-            self._previous = (small, ab / scale, np.ones(ab.shape[1:], np.float32))
+            self._previous = (small, ab.copy(), np.ones(ab.shape[1:], np.float32))
             self.last_was_cut, self.last_confidence = cut, 0.0
             return ab.copy()
         confidence = self._confidence(previous[0], small, ab.shape[1:])
@@ -295,10 +299,10 @@ class TemporalStabilizer:
         # n: how many earlier frames stand behind this pixel, as far as the motion is trusted. Until n
         # reaches the cap the blend is their plain mean (each frame counts once: the first frame of a shot
         # does not outweigh the rest), then an exponential average of weight temporal_strength.
-        n = confidence * warped[2]
+        n = confidence * warped[2] * self.history_weight
         weight = np.minimum(n / (n + 1.0), self.temporal_strength)
-        out = ab + weight[None] * (warped[:2] * scale - ab)
-        self._previous = (small, out / scale, np.minimum(n + 1.0, self._age_cap))
+        out = ab + weight[None] * (warped[:2] - ab)
+        self._previous = (small, out, np.minimum(n + 1.0, self._age_cap))
         self.last_was_cut, self.last_confidence = False, float(confidence.mean())
         return out
 
@@ -314,14 +318,16 @@ class TemporalStabilizer:
         mx, my = gx + back[..., 0], gy + back[..., 1]
         forth_at = cv2.remap(forth, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         fb = np.hypot(back[..., 0] + forth_at[..., 0], back[..., 1] + forth_at[..., 1])
-        conf = np.exp(-np.square(fb / self.fb_tolerance))
+        # Half a pixel of disagreement is the estimator's own imprecision, not a failure: full trust up to it.
+        conf = np.exp(-np.square(np.maximum(fb - 0.5, 0.0) / self.fb_tolerance))
         inside = (mx >= 0) & (mx <= fw - 1) & (my >= 0) & (my <= fh - 1)
         conf *= inside
         warped = cv2.remap(before, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
         err = np.abs(cv2.GaussianBlur(warped, (5, 5), 0) - cv2.GaussianBlur(now.astype(np.float32), (5, 5), 0))
-        # The typical error of a good warp (its median) is the noise floor; much more than that is a failure.
-        tolerance = max(6.0, 3.0 * float(np.median(err)))
-        conf *= np.exp(-np.square(err / tolerance))
+        # The typical error of a good warp (its median) is the noise floor: full trust up to twice that, then
+        # falling off, so sensor noise is not taken for a failed motion estimate.
+        floor = 2.0 * float(np.median(err))
+        conf *= np.exp(-np.square(np.maximum(err - floor, 0.0) / max(6.0, floor)))
         # A pixel is trusted only if its neighbours are: confidence bleeds no colour across a failed edge.
         conf = cv2.erode(conf.astype(np.float32), np.ones((3, 3), np.uint8))
         h, w = shape
@@ -337,7 +343,9 @@ class TemporalStabilizer:
     def _warp_back(ab: np.ndarray, coords: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         cv2 = _import_cv2()
         mx, my = coords
-        return np.stack([cv2.remap(c, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) for c in ab])
+        # Cubic: the previous output is resampled once a frame, and bilinear resampling would blur it a
+        # little more every time.
+        return np.stack([cv2.remap(c, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE) for c in ab])
 
 
 # ----------------------------------------------------------------------------------- frames
@@ -404,7 +412,7 @@ class FrameColorizer:
             ab = ab * np.float32(self.saturation)
         out = []
         for item, gray, chroma in zip(items, small, ab):
-            steady = self.stabilizer.update(gray, chroma)
+            steady = self.stabilizer.update(gray, chroma, item.gray)
             self.cuts += self.stabilizer.last_was_cut
             out.append(ip.join_lightness_and_chroma(item.lightness, steady))
         return out
