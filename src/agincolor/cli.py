@@ -616,6 +616,10 @@ def _colorize_video(model: Any, job: _Job, args: argparse.Namespace, failed: lis
             print(f"{job.source}: audio {note}", file=sys.stderr)
     if result.repeated:
         print(f"{job.source}: {result.repeated} undecodable frames replaced by the previous frame", file=sys.stderr)
+    if result.lost:
+        print(f"{job.source}: {result.lost} undecodable frames before the first good one left out", file=sys.stderr)
+    if result.truncated:
+        print(f"{job.source}: the file could not be read to its end; {result.frames} frames written", file=sys.stderr)
     return True
 
 

@@ -430,6 +430,8 @@ class VideoResult:
     colour: the largest :func:`~agincolor.colour_measure` of the first frames (colour videos measure high).
     skipped_colour: True when the video already had colour and ``if_colour="skip"`` left it alone.
     cuts: scene cuts found (each started the stabiliser afresh).
+    lost: undecodable packets before the first good frame, which had no frame to repeat.
+    truncated: True when the file could not be read to its end (the frames before were written).
     """
 
     source: Path
@@ -440,6 +442,8 @@ class VideoResult:
     colour: float = 0.0
     skipped_colour: bool = False
     cuts: int = 0
+    lost: int = 0
+    truncated: bool = False
 
 
 @dataclass
@@ -783,7 +787,8 @@ def colorize_video_file(
         if writer is None:
             raise VideoReadError(f"video file {str(src)!r} has no decodable frame")
         writer.close()
-        result.repeated = counts["repeated"]
+        result.repeated, result.lost = counts["repeated"], counts["lost"]
+        result.truncated = bool(counts["truncated"])
         result.cuts = frames.cuts
         _move_into_place(tmp, dst, overwrite)  # type: ignore[arg-type]
         result.output = dst
