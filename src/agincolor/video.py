@@ -233,6 +233,8 @@ class TemporalStabilizer:
             raise ValueError(f"flow_side must be an int >= 16, got {flow_side!r}")
         self.flow_side = flow_side
         self.fb_tolerance = float(fb_tolerance)
+        if isinstance(history_weight, bool) or not isinstance(history_weight, numbers.Real) or not history_weight > 0:
+            raise ValueError(f"history_weight must be a number > 0, got {history_weight!r}")
         self.history_weight = float(history_weight)
         self.cut_detector = cut_detector if cut_detector is not None else CutDetector()
         s = self.temporal_strength
@@ -299,7 +301,7 @@ class TemporalStabilizer:
         # n: how many earlier frames stand behind this pixel, as far as the motion is trusted. Until n
         # reaches the cap the blend is their plain mean (each frame counts once: the first frame of a shot
         # does not outweigh the rest), then an exponential average of weight temporal_strength.
-        n = confidence * warped[2] * self.history_weight
+        n = confidence * np.maximum(warped[2], 0.0) * self.history_weight  # cubic resampling can undershoot
         weight = np.minimum(n / (n + 1.0), self.temporal_strength)
         out = ab + weight[None] * (warped[:2] - ab)
         self._previous = (small, out, np.minimum(n + 1.0, self._age_cap))
