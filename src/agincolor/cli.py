@@ -1,6 +1,7 @@
 """The ``agincolor`` command: colorize files and folders, evaluate a model, train one.
 
     agincolor colorize photos/ scan.tif -o colorized/
+    agincolor colorize old_film.mp4 -o film_colour.mp4 --temporal-strength 0.85   # needs agincolor[video]
     agincolor colorize photos/ -o colorized/ --model runs/landscape/colorizer --attention
     agincolor export --model runs/landscape/colorizer --onnx colorizer.onnx
     agincolor colorize photos/ -o colorized/ --onnx colorizer.onnx       # onnxruntime, no torch needed
@@ -36,6 +37,7 @@ from typing import Any, Callable, Sequence
 from . import __version__
 from .demo import BUNDLED_MODEL, DEFAULT_HOST, DEFAULT_MAX_UPLOAD_MB, DEFAULT_PORT
 from .image_processor import IMAGE_SUFFIXES, MIN_SIZE, ImageReadError, has_colour, open_image
+from .video import CODECS, VIDEO_SUFFIXES, is_video
 
 __all__ = ["main"]
 
@@ -167,17 +169,27 @@ def build_parser() -> argparse.ArgumentParser:
     colorize = commands.add_parser(
         "colorize",
         help="colorize image files and folders",
-        description="Colorize image files and folders. A folder is searched recursively for "
-        f"{', '.join(IMAGE_SUFFIXES)} files (other files are ignored) and each image is written to "
+        description="Colorize image and video files and folders. A folder is searched recursively for "
+        f"{', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)} files (other files are ignored) and each is written to "
         "OUT/<its path relative to the folder>; a file input is written to OUT/<its name>. Outputs are "
         "PNG by default: the relative path is kept and the suffix becomes .png (see --format). Inputs "
         "are never overwritten, existing outputs only with --overwrite; each output is written to a "
         "temporary file first and then renamed, so a crash leaves no half-written image. Unreadable "
         "files are listed at the end and give exit status 1. Photos that already have colour (not gray, "
-        "sepia or another single tone) are left alone and listed at the end; --recolor colorizes them too.",
+        "sepia or another single tone) are left alone and listed at the end; --recolor colorizes them too. "
+        "Videos (needs agincolor[video]) keep their suffix, size, timestamps, rotation and audio; their "
+        "colour is kept steady from frame to frame (--temporal-strength). A single video input with an "
+        "-o that ends in a video suffix is written to that file.",
     )
-    colorize.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and folders")
-    colorize.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder (created if missing)")
+    colorize.add_argument("inputs", nargs="+", metavar="INPUT", help="image and video files and folders")
+    colorize.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        help="output folder (created if missing); for a single video input, a file name ending in "
+        f"{', '.join(VIDEO_SUFFIXES)} writes that file",
+    )
     colorize.add_argument(
         "--format",
         choices=("png", "jpg", "same"),
@@ -198,6 +210,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite",
         action="store_true",
         help="replace existing outputs (an output that would replace an input is refused all the same)",
+    )
+    colorize.add_argument(
+        "--temporal-strength",
+        type=_number_in(0.0, 1.0),
+        default=None,
+        metavar="S",
+        help="videos: how much each frame's colour follows the previous frames' along the motion, in [0, 1]; "
+        "0 colours every frame on its own (default: agincolor.video.DEFAULT_TEMPORAL_STRENGTH)",
+    )
+    colorize.add_argument(
+        "--codec",
+        choices=tuple(CODECS),
+        default=None,
+        help="videos: h264 (default; vp9 for .webm), vp9, or ffv1 (lossless RGB; written as .mkv unless the "
+        "output is .avi or .mkv)",
+    )
+    colorize.add_argument(
+        "--crf",
+        type=int,
+        default=None,
+        metavar="N",
+        help="videos: the codec's quality, lower is better (h264 0-51, default 18; vp9 0-63, default 30)",
     )
     _add_model_options(colorize)
 
@@ -382,18 +416,26 @@ def _progress_bar(total: int, desc: str, disabled: bool) -> Any:
 # ----------------------------------------------------------------------------------- colorize
 @dataclass
 class _Job:
-    """One input image and the files it produces (the image last, so its presence marks a finished job)."""
+    """One input image or video and the files it produces (the image last, so its presence marks a
+    finished job)."""
 
     source: Path
     output: Path
     attention: Path | None
+    video: bool = False
 
     @property
     def targets(self) -> list[Path]:
         return [self.output] if self.attention is None else [self.output, self.attention]
 
 
-def _output_suffix(source: Path, fmt: str) -> str:
+def _output_suffix(source: Path, fmt: str, codec: str | None = None) -> str:
+    if is_video(source):
+        # The input's container, unless it cannot hold the codec asked for (ffv1: .mkv/.avi; .webm: vp9).
+        suffix = source.suffix.lower()
+        if (codec == "ffv1" and suffix not in (".mkv", ".avi")) or (codec in ("h264", "ffv1") and suffix == ".webm"):
+            return ".mkv"
+        return source.suffix
     if fmt == "same":
         return source.suffix if source.suffix.lower() in _SAVE_FORMATS else ".png"
     return "." + fmt
@@ -412,7 +454,7 @@ def _find_sources(inputs: Sequence[str], out: Path) -> list[tuple[Path, Path]]:
             # An output folder inside an input folder is not searched: it holds our own results.
             skip_out = out_resolved != root and out_resolved.is_relative_to(root)
             for file in sorted(path.rglob("*")):
-                if file.suffix.lower() not in IMAGE_SUFFIXES or not file.is_file():
+                if file.suffix.lower() not in IMAGE_SUFFIXES + VIDEO_SUFFIXES or not file.is_file():
                     continue
                 if skip_out and file.resolve().is_relative_to(out_resolved):
                     continue
@@ -433,10 +475,11 @@ def _file_id(path: Path) -> tuple[int, int] | None:
 
 
 def _plan(
-    args: argparse.Namespace, out: Path
+    args: argparse.Namespace, out: Path, out_file: bool = False
 ) -> tuple[list[_Job], list[Path], list[tuple[Path, str]]]:
-    """Sort every input into jobs to run, outputs skipped because they exist, and refusals."""
-    sources = _find_sources(args.inputs, out)
+    """Sort every input into jobs to run, outputs skipped because they exist, and refusals. With
+    ``out_file``, ``out`` is the output file of the single video input."""
+    sources = _find_sources(args.inputs, out.parent if out_file else out)
     # Inputs are recognised by inode, so a symlink, hard link or case-insensitive name is caught too.
     input_ids = {i for i in (_file_id(s) for s, _ in sources) if i is not None}
     claimed: dict[Path, Path] = {}
@@ -449,8 +492,13 @@ def _plan(
         if source_id is not None and source_id in seen_sources:
             continue  # the same file named twice (a file and its folder)
         seen_sources.add(source_id)
-        output = out / relative.with_suffix(_output_suffix(source, args.format))
-        job = _Job(source, output, output.with_name(output.stem + ".attention.png") if args.attention else None)
+        video = is_video(source)
+        if out_file:
+            output = out
+        else:
+            output = out / relative.with_suffix(_output_suffix(source, args.format, args.codec))
+        attention = output.with_name(output.stem + ".attention.png") if args.attention and not video else None
+        job = _Job(source, output, attention, video)
         reason = None
         for target in job.targets:
             key = target.resolve()
@@ -531,15 +579,26 @@ def _save_atomic(image: Any, path: Path, overwrite: bool) -> None:
 
 def _colorize(args: argparse.Namespace) -> int:
     out = Path(args.output)
-    if out.exists() and not out.is_dir():
+    out_file = is_video(out) and not out.is_dir()
+    if out_file and (len(args.inputs) != 1 or not Path(args.inputs[0]).is_file() or not is_video(args.inputs[0])):
+        raise UsageError(
+            f"output {args.output!r} is a video file name, which takes a single video input; give a folder "
+            "as -o for several inputs"
+        )
+    if not out_file and out.exists() and not out.is_dir():
         raise UsageError(f"output {args.output!r} exists and is not a folder")
-    jobs, skipped, failed = _plan(args, out)
+    if args.crf is not None and args.crf < 0:
+        raise UsageError(f"--crf must be 0 or more, got {args.crf}")
+    jobs, skipped, failed = _plan(args, out, out_file)
     if not jobs and not skipped and not failed:
-        raise UsageError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) found in {', '.join(args.inputs)}")
+        suffixes = ", ".join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+        raise UsageError(f"no image files or videos ({suffixes}) found in {', '.join(args.inputs)}")
+    videos = [job for job in jobs if job.video]
+    jobs = [job for job in jobs if not job.video]
     model = _load_model(args)
     written = 0
     coloured: list[Path] = []
-    with _progress_bar(len(jobs), "colorizing", args.no_progress) as bar:
+    with _progress_bar(len(jobs), "colorizing", args.no_progress or not jobs) as bar:
         for start in range(0, len(jobs), args.batch_size):
             loaded: list[tuple[_Job, Any]] = []
             for job in jobs[start : start + args.batch_size]:
@@ -569,12 +628,64 @@ def _colorize(args: argparse.Namespace) -> int:
                 except (ValueError, TypeError, MemoryError, RuntimeError, OSError) as err:
                     failed.append((job.source, _one_line(err)))
                 bar.update(1)
-    _report(out, written, skipped, failed, coloured)
+    videos_written = sum(_colorize_video(model, job, args, failed, coloured) for job in videos)
+    _report(out, written, skipped, failed, coloured, videos_written)
     return 1 if failed else 0
 
 
+def _colorize_video(model: Any, job: _Job, args: argparse.Namespace, failed: list, coloured: list) -> bool:
+    """One video, with a progress bar that counts frames; True when it was written."""
+    from tqdm import tqdm
+
+    from .video import VideoReadError, colorize_video_file
+
+    bar = tqdm(desc=job.source.name, unit="frame", file=sys.stderr, disable=True if args.no_progress else None)
+
+    def progress(done: int, total: int | None) -> None:
+        if total is not None and bar.total != total:
+            bar.total = total
+            bar.refresh()
+        bar.update(done)
+
+    from .onnx_colorizer import OnnxColorizer
+
+    chroma = model.chroma if isinstance(model, OnnxColorizer) else model._chroma
+    saturation = model.saturation if args.saturation is None else args.saturation
+    try:
+        with bar:
+            result = colorize_video_file(
+                job.source, job.output, chroma, working_size=model.working_size, saturation=saturation,
+                **({} if args.temporal_strength is None else {"temporal_strength": args.temporal_strength}),
+                codec=args.codec, quality=args.crf, batch_size=min(args.batch_size, 8), overwrite=args.overwrite,
+                if_colour="ignore" if args.recolor else "skip", progress=progress,
+            )  # fmt: skip
+    except ImportError as err:
+        raise UsageError(_one_line(err)) from None
+    except (VideoReadError, ValueError, TypeError, MemoryError, RuntimeError, OSError) as err:
+        failed.append((job.source, _one_line(err)))
+        return False
+    if result.skipped_colour:
+        coloured.append(job.source)
+        return False
+    for note in result.audio:
+        if note != "copied":
+            print(f"{job.source}: audio {note}", file=sys.stderr)
+    if result.repeated:
+        print(f"{job.source}: {result.repeated} undecodable frames replaced by the previous frame", file=sys.stderr)
+    if result.lost:
+        print(f"{job.source}: {result.lost} undecodable frames before the first good one left out", file=sys.stderr)
+    if result.truncated:
+        print(f"{job.source}: the file could not be read to its end; {result.frames} frames written", file=sys.stderr)
+    return True
+
+
 def _report(
-    out: Path, written: int, skipped: list[Path], failed: list[tuple[Path, str]], coloured: Sequence[Path] = ()
+    out: Path,
+    written: int,
+    skipped: list[Path],
+    failed: list[tuple[Path, str]],
+    coloured: Sequence[Path] = (),
+    videos: int = 0,
 ) -> None:
     if skipped:
         print(f"skipped {len(skipped)} existing outputs (--overwrite replaces them):", file=sys.stderr)
@@ -597,7 +708,8 @@ def _report(
         for path, reason in failed:
             print(f"  {path}: {reason}", file=sys.stderr)
     print(
-        f"wrote {written} images to {out} ({len(skipped)} skipped, {len(coloured)} already in colour, "
+        f"wrote {written} images{f' and {videos} videos' if videos else ''} to {out} ({len(skipped)} skipped, "
+        f"{len(coloured)} already in colour, "
         f"{len(failed)} failed)"
     )
 

@@ -340,14 +340,7 @@ class Colorizer(
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        if saturation is None:
-            saturation = self.saturation
-        else:
-            _check_saturation(saturation)
-        if temperature is not None:
-            _check_temperature(temperature)
-            if self.ab_bins is None:
-                raise ValueError("temperature applies only to a model that predicts ab bins; this one outputs an image")
+        saturation, temperature = self._run_options(saturation, temperature)
         run = dict(
             working_size=self.working_size,
             batch_size=batch_size,
@@ -369,6 +362,66 @@ class Colorizer(
             image, chroma, prepare=_prepare_any, finish=_finish_any, finish_attention=_any_attention,
             result_type=ColorizeResult, **run,
         )  # fmt: skip
+
+    def frame_colorizer(
+        self, *, temporal_strength: float | None = None, saturation: float | None = None, temperature: float | None = None
+    ) -> Any:
+        """A :class:`agincolor.video.FrameColorizer` running this model: colour frames of one clip (numpy
+        arrays), chroma stabilised over time (``temporal_strength`` in [0, 1], 0: frame by frame)."""
+        from . import video
+
+        saturation, temperature = self._run_options(saturation, temperature)
+        strength = video.DEFAULT_TEMPORAL_STRENGTH if temporal_strength is None else temporal_strength
+        return video.FrameColorizer(
+            lambda gray: self._chroma(gray, temperature), working_size=self.working_size, saturation=saturation,
+            temporal_strength=video.check_temporal_strength(strength),
+        )  # fmt: skip
+
+    def colorize_video(
+        self,
+        src: str | os.PathLike[str],
+        dst: str | os.PathLike[str],
+        *,
+        temporal_strength: float | None = None,
+        codec: str | None = None,
+        quality: int | None = None,
+        batch_size: int = 4,
+        saturation: float | None = None,
+        temperature: float | None = None,
+        overwrite: bool = False,
+        progress: Any = None,
+    ) -> Any:
+        """Colorize the video file ``src`` into ``dst`` (.mp4, .m4v, .mov, .mkv, .webm or .avi); needs the
+        ``video`` extra. Frames are streamed (memory does not grow with the clip), their chroma is reconciled
+        with the previous frames' along the motion (``temporal_strength`` in [0, 1], 0: frame by frame;
+        scene cuts start afresh) and joined with each frame's own lightness. Resolution, timestamps,
+        rotation and audio are kept; ``codec`` is "h264" (CRF ``quality``, default 18), "vp9" or "ffv1"
+        (lossless, .mkv/.avi). A video already in colour is recoloured with a ``UserWarning`` naming it.
+        ``dst`` is written under a temporary name and renamed at the end; an existing ``dst`` is replaced
+        only with ``overwrite``. Returns a :class:`agincolor.video.VideoResult`; see
+        :func:`agincolor.video.colorize_video_file` for ``progress`` and the errors raised.
+        """
+        from . import video
+
+        saturation, temperature = self._run_options(saturation, temperature)
+        return video.colorize_video_file(
+            src, dst, lambda gray: self._chroma(gray, temperature), working_size=self.working_size,
+            saturation=saturation,
+            temporal_strength=video.DEFAULT_TEMPORAL_STRENGTH if temporal_strength is None else temporal_strength,
+            codec=codec, quality=quality, batch_size=batch_size, overwrite=overwrite, progress=progress,
+        )  # fmt: skip
+
+    def _run_options(self, saturation: float | None, temperature: float | None) -> tuple[float, float | None]:
+        """``saturation`` and ``temperature`` of one call, checked (None: the model's own)."""
+        if saturation is None:
+            saturation = self.saturation
+        else:
+            _check_saturation(saturation)
+        if temperature is not None:
+            _check_temperature(temperature)
+            if self.ab_bins is None:
+                raise ValueError("temperature applies only to a model that predicts ab bins; this one outputs an image")
+        return float(saturation), temperature
 
     def forward(self, x: torch.Tensor) -> Any:
         """The generator's forward on (N, C, H, W) images in [-1, 1] (for users who want raw outputs)."""

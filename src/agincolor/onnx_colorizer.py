@@ -141,11 +141,7 @@ class OnnxColorizer:
         (see :meth:`agincolor.Colorizer.colorize`; torch tensors are refused with a ``TypeError``)."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        saturation = self.saturation if saturation is None else _check_number("saturation", saturation, 0, 4)
-        if temperature is not None:
-            _check_number("temperature", temperature, 0, 10, low_open=True)
-            if not self._uses_temperature:
-                raise ValueError("temperature applies only to a model that predicts ab bins; this one does not")
+        saturation, temperature = self._run_options(saturation, temperature)
         return ip.colorize_images(
             image,
             lambda gray: self.chroma(gray, temperature),
@@ -155,6 +151,52 @@ class OnnxColorizer:
             saturation=saturation,
             prepare=_prepare_no_tensor,
         )
+
+    def _run_options(self, saturation: float | None, temperature: float | None) -> tuple[float, float | None]:
+        saturation = self.saturation if saturation is None else _check_number("saturation", saturation, 0, 4)
+        if temperature is not None:
+            _check_number("temperature", temperature, 0, 10, low_open=True)
+            if not self._uses_temperature:
+                raise ValueError("temperature applies only to a model that predicts ab bins; this one does not")
+        return saturation, temperature
+
+    def frame_colorizer(
+        self, *, temporal_strength: float | None = None, saturation: float | None = None, temperature: float | None = None
+    ) -> Any:
+        """A :class:`agincolor.video.FrameColorizer` running this file (see :meth:`agincolor.Colorizer.frame_colorizer`)."""
+        from . import video
+
+        saturation, temperature = self._run_options(saturation, temperature)
+        strength = video.DEFAULT_TEMPORAL_STRENGTH if temporal_strength is None else temporal_strength
+        return video.FrameColorizer(
+            lambda gray: self.chroma(gray, temperature), working_size=self.working_size, saturation=saturation,
+            temporal_strength=video.check_temporal_strength(strength),
+        )  # fmt: skip
+
+    def colorize_video(
+        self,
+        src: str | os.PathLike[str],
+        dst: str | os.PathLike[str],
+        *,
+        temporal_strength: float | None = None,
+        codec: str | None = None,
+        quality: int | None = None,
+        batch_size: int = 4,
+        saturation: float | None = None,
+        temperature: float | None = None,
+        overwrite: bool = False,
+        progress: Any = None,
+    ) -> Any:
+        """Colorize a video file with onnxruntime; as :meth:`agincolor.Colorizer.colorize_video`."""
+        from . import video
+
+        saturation, temperature = self._run_options(saturation, temperature)
+        return video.colorize_video_file(
+            src, dst, lambda gray: self.chroma(gray, temperature), working_size=self.working_size,
+            saturation=saturation,
+            temporal_strength=video.DEFAULT_TEMPORAL_STRENGTH if temporal_strength is None else temporal_strength,
+            codec=codec, quality=quality, batch_size=batch_size, overwrite=overwrite, progress=progress,
+        )  # fmt: skip
 
 
 def _prepare_no_tensor(image: Any) -> tuple[ip.PreparedImage, Any]:
