@@ -159,8 +159,8 @@ def test_lossless_output_holds_exactly_the_frames_handed_to_the_encoder(tmp_path
     write_clip(src, scene(2), codec="ffv1")
     model.colorize_video(src, dst, codec="ffv1", batch_size=2)
     decoded = [rgb for rgb, _ in video.iter_frames(src)]
-    frames = model.frame_colorizer()
-    expected = [f for i in range(0, len(decoded), 2) for f in frames.colorize(decoded[i : i + 2])]
+    frames = model.frame_colorizer(lookahead=video.DEFAULT_LOOKAHEAD)  # as files are colorized
+    expected = [f for i in range(0, len(decoded), 2) for f in frames.colorize(decoded[i : i + 2])] + frames.finish()
     got = read(dst)
     assert got["codec"] == "ffv1"
     for a, b in zip(got["frames"], expected, strict=True):
