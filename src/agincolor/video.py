@@ -20,7 +20,8 @@ Three parts, each usable on its own:
   frame (its CIELAB lightness at full size, the network's gray input at the working size), the runner's
   network predicts chroma, the stabiliser reconciles it, and image_processor's join puts it back with the
   frame's own lightness. Lightness is never smoothed: every output frame has its input's L*, as a photo
-  does.
+  does. With a look-ahead of k frames (files: :data:`DEFAULT_LOOKAHEAD`) each frame also takes in the
+  next k frames' stabilised chroma, carried back along the same trusted motion, and comes out k frames late.
 
 :func:`colorize_video_file` reads and writes files with PyAV (FFmpeg), one batch of frames at a time,
 so memory does not grow with the clip's length. Resolution, timestamps (variable frame rates included),
