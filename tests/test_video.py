@@ -358,7 +358,8 @@ def test_lookahead_gives_frames_late_with_the_later_frames_chroma_and_never_over
     frames = scene(14, 8, shift=0)  # a still picture: the motion is trusted everywhere
 
     def colorizer(lookahead):
-        return video.FrameColorizer(_jittery_chroma(offsets), working_size=32, temporal_strength=0.9, lookahead=lookahead)
+        chroma = _jittery_chroma(offsets)
+        return video.FrameColorizer(chroma, working_size=32, temporal_strength=0.9, lookahead=lookahead)
 
     causal = colorizer(0).colorize(frames)
     ahead = colorizer(2)
