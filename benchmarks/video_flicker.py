@@ -7,7 +7,8 @@ Builds clips of known colour from held-out colour photos (``data/val/bsds500``, 
 on), 480x360: a slow pan, a zoom, an object moving over a still background, a hard cut between two pans,
 a pan with sensor noise, and a pan with the exposure flicker of old film. Their gray versions go through
 :class:`agincolor.video.FrameColorizer` with the bundled model (or ``--model``), once frame by frame
-(``temporal_strength=0``) and once stabilised, and per clip and mode it prints:
+(``temporal_strength=0``) and once stabilised (with the files' look-ahead, ``--lookahead`` to change it; its
+last frames come from ``finish()``), and per clip and mode it prints:
 
 * flicker: mean CIELAB ab distance between consecutive output frames after undoing the clip's known
   motion, over the pixels visible in both (the pair across the cut is left out);
@@ -191,6 +192,7 @@ def run(make: Callable[[], object], clip: Clip, batch: int, strength: float = -1
     out: list[np.ndarray] = []
     for i in range(0, len(clip.gray), batch):
         out.extend(colorizer.colorize(clip.gray[i : i + batch]))  # type: ignore[attr-defined]
+    out.extend(colorizer.finish())  # type: ignore[attr-defined]
     CPU_SECONDS[strength] = CPU_SECONDS.get(strength, 0.0) + time.process_time() - cpu
     return out, time.perf_counter() - start
 
@@ -202,13 +204,17 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=4, help="frames per network call")
     parser.add_argument("--model", default=None, help="a Colorizer folder or Hub id (default: the bundled model)")
     parser.add_argument("--strengths", type=float, nargs="+", default=None, help="temporal strengths (default: the default)")
+    parser.add_argument("--lookahead", type=int, default=None, help="frames the stabiliser looks ahead (default: as files)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each mode per clip (median)")
     args = parser.parse_args()
     import cv2
     import torch
 
     from agincolor import Colorizer
-    from agincolor.video import DEFAULT_TEMPORAL_STRENGTH
+    from agincolor.video import DEFAULT_LOOKAHEAD, DEFAULT_TEMPORAL_STRENGTH
+
+    if args.lookahead is None:
+        args.lookahead = DEFAULT_LOOKAHEAD
 
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
@@ -216,7 +222,10 @@ def main() -> int:
     strengths = args.strengths or [DEFAULT_TEMPORAL_STRENGTH]
     clips = make_clips(args.frames, np.random.default_rng(0))
     run(lambda: model.frame_colorizer(temporal_strength=0), clips[0], args.batch)  # warm-up
-    print(f"{W}x{H}, {args.frames} frames a clip, {args.threads} threads, working size {model.working_size}")
+    print(
+        f"{W}x{H}, {args.frames} frames a clip, {args.threads} threads, working size {model.working_size}, "
+        f"look-ahead {args.lookahead}"
+    )
     print("| clip | strength | flicker fbf | flicker stab | ratio | PSNR fbf | PSNR stab | dPSNR | fps fbf | fps stab | time ratio | cut dist | cuts found |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     failures = []
@@ -232,7 +241,8 @@ def main() -> int:
                     holder = {}
 
                     def make(strength: float = strength) -> object:
-                        holder["fc"] = model.frame_colorizer(temporal_strength=strength)
+                        ahead = args.lookahead if strength else 0
+                        holder["fc"] = model.frame_colorizer(temporal_strength=strength, lookahead=ahead)
                         return holder["fc"]
 
                     outs[strength], seconds = run(make, clip, args.batch, strength)

@@ -159,8 +159,8 @@ def test_lossless_output_holds_exactly_the_frames_handed_to_the_encoder(tmp_path
     write_clip(src, scene(2), codec="ffv1")
     model.colorize_video(src, dst, codec="ffv1", batch_size=2)
     decoded = [rgb for rgb, _ in video.iter_frames(src)]
-    frames = model.frame_colorizer()
-    expected = [f for i in range(0, len(decoded), 2) for f in frames.colorize(decoded[i : i + 2])]
+    frames = model.frame_colorizer(lookahead=video.DEFAULT_LOOKAHEAD)  # as files are colorized
+    expected = [f for i in range(0, len(decoded), 2) for f in frames.colorize(decoded[i : i + 2])] + frames.finish()
     got = read(dst)
     assert got["codec"] == "ffv1"
     for a, b in zip(got["frames"], expected, strict=True):
@@ -335,3 +335,53 @@ def test_import_agincolor_loads_neither_pyav_nor_opencv():
     code = "import sys, agincolor, agincolor.cli, agincolor.video; print('av' in sys.modules, 'cv2' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": str(SRC)})
     assert out.stdout.split() == ["False", "False"], out.stderr
+
+
+def _jittery_chroma(offsets: list[float]):
+    """A network whose a* jumps from frame to frame (offsets[t] for the t-th frame it sees), b* steady."""
+    seen = []
+
+    def chroma(gray):
+        n, _, h, w = gray.shape
+        ab = np.zeros((n, 2, h, w), np.float32)
+        for i in range(n):
+            ab[i, 0] = 10.0 + offsets[len(seen)]
+            ab[i, 1] = -5.0
+            seen.append(1)
+        return ab, None
+
+    return chroma
+
+
+def test_lookahead_gives_frames_late_with_the_later_frames_chroma_and_never_over_a_cut(model):
+    offsets = [0.0, 6.0, -6.0, 6.0, -6.0, 6.0, -6.0, 6.0]
+    frames = scene(14, 8, shift=0)  # a still picture: the motion is trusted everywhere
+
+    def colorizer(lookahead):
+        chroma = _jittery_chroma(offsets)
+        return video.FrameColorizer(chroma, working_size=32, temporal_strength=0.9, lookahead=lookahead)
+
+    causal = colorizer(0).colorize(frames)
+    ahead = colorizer(2)
+    got = [ahead.colorize(frames[:4]), ahead.colorize(frames[4:]), ahead.finish()]
+    assert [len(g) for g in got] == [2, 4, 2]
+    out = [f for g in got for f in g]
+
+    def a_star(rgb):
+        return float(srgb_to_lab(rgb / 255.0)[..., 1].mean())
+
+    # Frame t carries frame t + 2's stabilised chroma (the mean of three more predictions), the last ones
+    # the last frame's: steadier than the causal output, which lags two frames behind it.
+    for t in range(8):
+        assert a_star(out[t]) == pytest.approx(a_star(causal[min(t + 2, 7)]), abs=0.3)
+    assert np.ptp([a_star(f) for f in out]) < np.ptp([a_star(f) for f in causal])
+
+    a, b = scene(10, 4), scene(11, 4)
+    with_cut = model.frame_colorizer(temporal_strength=0.9, lookahead=2)
+    out = with_cut.colorize(a) + with_cut.colorize(b) + with_cut.finish()
+    plain = model.frame_colorizer(temporal_strength=0.9)
+    before = plain.colorize(a)
+    assert len(out) == 8 and with_cut.cuts == 1
+    np.testing.assert_array_equal(out[3], before[3])  # nothing comes back over the cut
+    with pytest.raises(ValueError, match="lookahead must be an int >= 0"):
+        model.frame_colorizer(lookahead=-1)

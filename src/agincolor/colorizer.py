@@ -364,17 +364,23 @@ class Colorizer(
         )  # fmt: skip
 
     def frame_colorizer(
-        self, *, temporal_strength: float | None = None, saturation: float | None = None, temperature: float | None = None
+        self,
+        *,
+        temporal_strength: float | None = None,
+        saturation: float | None = None,
+        temperature: float | None = None,
+        lookahead: int = 0,
     ) -> Any:
         """A :class:`agincolor.video.FrameColorizer` running this model: colour frames of one clip (numpy
-        arrays), chroma stabilised over time (``temporal_strength`` in [0, 1], 0: frame by frame)."""
+        arrays), chroma stabilised over time (``temporal_strength`` in [0, 1], 0: frame by frame). With
+        ``lookahead`` k > 0 frames come out k frames late and steadier; call its ``finish()`` at the end."""
         from . import video
 
         saturation, temperature = self._run_options(saturation, temperature)
         strength = video.DEFAULT_TEMPORAL_STRENGTH if temporal_strength is None else temporal_strength
         return video.FrameColorizer(
             lambda gray: self._chroma(gray, temperature), working_size=self.working_size, saturation=saturation,
-            temporal_strength=video.check_temporal_strength(strength),
+            temporal_strength=video.check_temporal_strength(strength), lookahead=lookahead,
         )  # fmt: skip
 
     def colorize_video(

@@ -161,7 +161,12 @@ class OnnxColorizer:
         return saturation, temperature
 
     def frame_colorizer(
-        self, *, temporal_strength: float | None = None, saturation: float | None = None, temperature: float | None = None
+        self,
+        *,
+        temporal_strength: float | None = None,
+        saturation: float | None = None,
+        temperature: float | None = None,
+        lookahead: int = 0,
     ) -> Any:
         """A :class:`agincolor.video.FrameColorizer` running this file (see :meth:`agincolor.Colorizer.frame_colorizer`)."""
         from . import video
@@ -170,7 +175,7 @@ class OnnxColorizer:
         strength = video.DEFAULT_TEMPORAL_STRENGTH if temporal_strength is None else temporal_strength
         return video.FrameColorizer(
             lambda gray: self.chroma(gray, temperature), working_size=self.working_size, saturation=saturation,
-            temporal_strength=video.check_temporal_strength(strength),
+            temporal_strength=video.check_temporal_strength(strength), lookahead=lookahead,
         )  # fmt: skip
 
     def colorize_video(

@@ -20,7 +20,8 @@ Three parts, each usable on its own:
   frame (its CIELAB lightness at full size, the network's gray input at the working size), the runner's
   network predicts chroma, the stabiliser reconciles it, and image_processor's join puts it back with the
   frame's own lightness. Lightness is never smoothed: every output frame has its input's L*, as a photo
-  does.
+  does. With a look-ahead of k frames (files: :data:`DEFAULT_LOOKAHEAD`) each frame also takes in the
+  next k frames' stabilised chroma, carried back along the same trusted motion, and comes out k frames late.
 
 :func:`colorize_video_file` reads and writes files with PyAV (FFmpeg), one batch of frames at a time,
 so memory does not grow with the clip's length. Resolution, timestamps (variable frame rates included),
@@ -48,6 +49,7 @@ from . import image_processor as ip
 
 __all__ = [
     "CODECS",
+    "DEFAULT_LOOKAHEAD",
     "DEFAULT_TEMPORAL_STRENGTH",
     "VIDEO_SUFFIXES",
     "CutDetector",
@@ -75,6 +77,8 @@ _AUDIO_ENCODERS = ("aac", "libopus", "libvorbis", "mp3")
 
 #: ``temporal_strength`` default, chosen with ``benchmarks/video_flicker.py`` (see README.md, "Video").
 DEFAULT_TEMPORAL_STRENGTH = 0.95
+#: Frames a file's colorization looks ahead (``lookahead``), chosen with the benchmark like the strength.
+DEFAULT_LOOKAHEAD = 2
 _VIDEO_EXTRA_HINT = 'video colorization needs the video extra: pip install "agincolor[video]"'
 
 
@@ -246,6 +250,10 @@ class TemporalStabilizer:
         self.last_was_cut = False
         #: Mean confidence of the last frame (0 after a cut).
         self.last_confidence = 0.0
+        #: For the last frame, the motion to it from the frame before, seen from that frame: where each
+        #: pixel of the previous frame went (x, y at the working size) and the confidence in it; None when
+        #: nothing was carried (first frame, cut, strength 0). :class:`FrameColorizer`'s look-ahead uses it.
+        self.last_motion: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def reset(self) -> None:
         """Forget the previous frames: the next frame starts afresh."""
@@ -286,6 +294,7 @@ class TemporalStabilizer:
         if ab.ndim != 3 or ab.shape[0] != 2 or gray.shape != ab.shape[1:]:
             raise ValueError(f"expected gray (h, w) and ab (2, h, w) of the same size, got {gray.shape} and {ab.shape}")
         cut = self.cut_detector(gray)
+        self.last_motion = None
         if self.temporal_strength == 0.0:
             self._previous = None
             self.last_was_cut, self.last_confidence = cut, 0.0
@@ -306,6 +315,7 @@ class TemporalStabilizer:
         out = ab + weight[None] * (warped[:2] - ab)
         self._previous = (small, out, np.minimum(n + 1.0, self._age_cap))
         self.last_was_cut, self.last_confidence = False, float(confidence.mean())
+        self.last_motion = self._forward
         return out
 
     def _confidence(self, before: np.ndarray, now: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -336,10 +346,18 @@ class TemporalStabilizer:
         if (fh, fw) != (h, w):
             conf = cv2.resize(conf, (w, h), interpolation=cv2.INTER_LINEAR)
             back = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR) * np.array([w / fw, h / fh], np.float32)
+            forth = cv2.resize(forth, (w, h), interpolation=cv2.INTER_LINEAR) * np.array([w / fw, h / fh], np.float32)
             gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
             mx, my = gx + back[..., 0], gy + back[..., 1]
+        conf = np.clip(conf, 0.0, 1.0)
         self._map = (mx, my)
-        return np.clip(conf, 0.0, 1.0)
+        # The same motion seen from the previous frame, for a look-ahead: where each of its pixels went, and
+        # the confidence of the current pixel it went to (0 where it left the picture).
+        fx, fy = gx + forth[..., 0], gy + forth[..., 1]
+        ahead = cv2.remap(conf, fx, fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+        ahead *= (fx >= 0) & (fx <= w - 1) & (fy >= 0) & (fy <= h - 1)
+        self._forward = (fx, fy, ahead)
+        return conf
 
     @staticmethod
     def _warp_back(ab: np.ndarray, coords: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -362,12 +380,21 @@ class FrameColorizer:
     :class:`TemporalStabilizer` and joined with the frame's own CIELAB lightness. State carries from one
     call of :meth:`colorize` to the next; :meth:`reset` starts afresh.
 
+    With ``lookahead`` k > 0 a frame's chroma also takes in the next k frames': the stabilised chroma of
+    frame t + k is carried back along the motion, frame by frame, to frame t, as far as the motion is
+    trusted (not over a cut), so a frame's colour has as many frames behind it as frame t + k's and does not
+    lag behind the predictions by those k frames. A frame then comes out k frames late: :meth:`colorize`
+    returns the frames finished so far, oldest first (fewer than it was given, at first), and
+    :meth:`finish` the ones still held at the end of the clip. Memory holds k frames' chroma, whatever
+    the clip's length.
+
     Args:
         chroma: the network.
         working_size (int): the runner's working size.
         saturation (float, default 1.0): chroma scale, as for photos.
         temporal_strength (float, default DEFAULT_TEMPORAL_STRENGTH): 0 colours each frame on its own.
         stabilizer (TemporalStabilizer, default None): one to use instead (then ``temporal_strength`` is its).
+        lookahead (int, default 0): frames to look ahead (latency); files use DEFAULT_LOOKAHEAD.
     """
 
     def __init__(
@@ -378,7 +405,13 @@ class FrameColorizer:
         saturation: float = 1.0,
         temporal_strength: float = DEFAULT_TEMPORAL_STRENGTH,
         stabilizer: TemporalStabilizer | None = None,
+        lookahead: int = 0,
     ) -> None:
+        if isinstance(lookahead, bool) or not isinstance(lookahead, numbers.Integral) or lookahead < 0:
+            raise ValueError(f"lookahead must be an int >= 0 (frames), got {lookahead!r}")
+        self.lookahead = int(lookahead)
+        # Frames not yet given out: (lightness, stabilised chroma, motion to it from the frame before).
+        self._held: list[tuple[np.ndarray, np.ndarray, Any]] = []
         self.chroma = chroma
         self.working_size = working_size
         self.saturation = float(saturation)
@@ -387,6 +420,8 @@ class FrameColorizer:
         self.cuts = 0
 
     def reset(self) -> None:
+        """Start afresh: nothing is carried from the frames before to the next (frames still held by the
+        look-ahead are kept; :meth:`finish` gives them)."""
         self.stabilizer.reset()
 
     def prepare(self, frame: np.ndarray) -> ip.PreparedImage:
@@ -416,8 +451,32 @@ class FrameColorizer:
         for item, gray, chroma in zip(items, small, ab):
             steady = self.stabilizer.update(gray, chroma, item.gray)
             self.cuts += self.stabilizer.last_was_cut
-            out.append(ip.join_lightness_and_chroma(item.lightness, steady))
+            self._held.append((item.lightness, steady, self.stabilizer.last_motion))
+            if len(self._held) > self.lookahead:
+                out.append(self._give_oldest())
         return out
+
+    def finish(self) -> list[np.ndarray]:
+        """The frames still held by the look-ahead, oldest first (none with ``lookahead`` 0): call it at the
+        end of the clip."""
+        out = []
+        while self._held:
+            out.append(self._give_oldest())
+        return out
+
+    def _give_oldest(self) -> np.ndarray:
+        cv2 = _import_cv2() if len(self._held) > 1 else None
+        steady = self._held[-1][1]
+        for j in range(len(self._held) - 2, -1, -1):
+            own, motion = self._held[j][1], self._held[j + 1][2]
+            if motion is None:  # a cut or a fresh start after frame j: nothing comes back over it
+                steady = own
+                continue
+            fx, fy, trust = motion
+            ahead = np.stack([cv2.remap(c, fx, fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) for c in steady])
+            steady = own + trust[None] * (ahead - own)
+        lightness = self._held.pop(0)[0]
+        return ip.join_lightness_and_chroma(lightness, steady)
 
 
 # ----------------------------------------------------------------------------------- files
@@ -739,9 +798,13 @@ def colorize_video_file(
         audio_in = [a for a in container.streams.audio if a.codec_context is not None]
         total = _estimated_frames(vstream)
         counts = {"frames": 0, "repeated": 0, "lost": 0, "truncated": 0, "matrix": None}
-        frames = FrameColorizer(chroma, working_size=working_size, saturation=saturation, temporal_strength=strength)
+        frames = FrameColorizer(
+            chroma, working_size=working_size, saturation=saturation, temporal_strength=strength,
+            lookahead=DEFAULT_LOOKAHEAD if strength > 0 else 0,
+        )  # fmt: skip
         pending_audio: list[Any] = []
         batch: list[_Frame] = []
+        waiting: list[_Frame] = []  # frames given to the colorizer, not yet written (its look-ahead)
 
         def flush() -> None:
             nonlocal writer, tmp
@@ -765,8 +828,9 @@ def colorize_video_file(
                 for packet in pending_audio:
                     writer.write_audio(packet)
                 pending_audio.clear()
-            for frame, rgb in zip(batch, frames.colorize_prepared(prepared)):
-                writer.write_frame(rgb, frame)
+            waiting.extend(batch)
+            for rgb in frames.colorize_prepared(prepared):
+                writer.write_frame(rgb, waiting.pop(0))
             result.frames += len(batch)
             if progress is not None:
                 progress(len(batch), total)
@@ -784,6 +848,9 @@ def colorize_video_file(
                     writer.write_audio(item)
             if batch:
                 flush()
+            if writer is not None:
+                for rgb in frames.finish():
+                    writer.write_frame(rgb, waiting.pop(0))
         except _Skip:
             return result
         if writer is None:
