@@ -8,7 +8,8 @@ attention map side by side, a saturation slider, a working-size choice, a model 
 given at launch (no path box: the page cannot make the server read files of its choosing) and a button
 that downloads the full-resolution PNG. A photo that already has colour (:func:`agincolor.has_colour`) is
 shown with a warning and colorized only when the page's recolor toggle is on, as ``agincolor colorize``
-does with ``--recolor``.
+does with ``--recolor``. A second tab takes a video file (with the ``video`` extra) and gives back an H.264
+.mp4 to watch and download (:meth:`Demo.run_video`, through :meth:`agincolor.Colorizer.colorize_video`).
 
 The work is in :class:`Demo`, which needs no Gradio and is what the tests call: it reads an upload, refuses
 bad files with a message (:class:`DemoError`; corrupt, not an image, too many bytes or pixels), colorizes
@@ -219,8 +220,8 @@ class Demo:
             default. Labels are what the user gave at launch (``--model``) or :data:`BUNDLED_MODEL`.
         max_upload_mb: the largest file accepted, in megabytes (10**6 bytes). Gradio refuses bigger
             uploads before they reach the server; :meth:`run` checks again, for examples and API calls.
-        output_dir: where the full-resolution PNGs are written (default: a new temporary folder, removed
-            by :meth:`close`).
+        output_dir: where the full-resolution PNGs and the colour videos are written (default: a new
+            temporary folder, removed by :meth:`close`).
     """
 
     def __init__(
