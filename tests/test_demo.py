@@ -302,3 +302,17 @@ def test_video_without_the_video_extra_names_it(video_demo, tmp_path, monkeypatc
     monkeypatch.setitem(sys.modules, "av", None)  # what `import av` meets where it is not installed
     result = video_demo.run_video(str(clip))
     assert result.video is None and 'pip install "agincolor[video]"' in result.message
+
+
+def test_video_that_fails_while_colorizing_is_a_message_and_leaves_no_file(video_demo, models, tmp_path, monkeypatch):
+    clip = gray_clip(tmp_path / "reel.mp4")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(models[BUNDLED_MODEL], "colorize_video", broken)
+    result = video_demo.run_video(str(clip))
+    assert result.video is None and "reel.mp4 could not be colorized" in result.message
+    assert "out of memory" in result.message
+    assert not list((tmp_path / "results").iterdir())
+    assert video_demo.run_video(str(clip), model="runs/other").video.exists()  # the next request works

@@ -24,6 +24,7 @@ version check are off, and the page uses the system's fonts, so the browser fetc
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import os
 import secrets
@@ -372,19 +373,22 @@ class Demo:
         target = folder / f"{file.stem}_colour.mp4"
         from .video import VideoReadError
 
-        with self._lock, warnings.catch_warnings():
-            # The page already said the video has colour; the Colorizer's warning would only reach the log.
-            warnings.filterwarnings("ignore", message=".*already has colour", category=UserWarning)
-            try:
+        try:
+            with self._lock, warnings.catch_warnings():
+                # The page already said the video has colour; the Colorizer's warning would only reach the log.
+                warnings.filterwarnings("ignore", message=".*already has colour", category=UserWarning)
                 result = model.colorize_video(
                     file, target, temporal_strength=strength, codec="h264", saturation=saturation
                 )
-            except ImportError as err:
+        except BaseException as err:
+            self._drop(folder)  # a failed request leaves nothing behind
+            if isinstance(err, ImportError):
                 raise DemoError(f"{_VIDEO_HINT} ({_escape(_one_line(err))})") from None
-            except VideoReadError:
+            if isinstance(err, VideoReadError):
                 raise DemoError(_not_a_video(name)) from None
-            except (ValueError, TypeError, MemoryError, RuntimeError, OSError) as err:
+            if isinstance(err, (ValueError, TypeError, MemoryError, RuntimeError, OSError)):
                 raise DemoError(f"**{name} could not be colorized**: {_escape(_one_line(err))}") from None
+            raise
         notes = [f"{result.frames} frames", f"{result.cuts} scene cuts"]
         if result.repeated:
             notes.append(f"{result.repeated} undecodable frames replaced by the previous one")
@@ -460,6 +464,11 @@ class Demo:
         while len(self._recent) > _KEEP_RESULTS:
             shutil.rmtree(self._recent.popleft(), ignore_errors=True)
         return folder
+
+    def _drop(self, folder: Path) -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(ValueError):
+            self._recent.remove(folder)
 
     def close(self) -> None:
         """Remove the PNGs written so far (and the folder, if the Demo made it)."""
