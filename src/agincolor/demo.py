@@ -396,7 +396,7 @@ class Demo:
             notes.append(f"{result.lost} undecodable frames before the first good one left out")
         if result.truncated:
             notes.append("the file could not be read to its end")
-        notes += [f"audio {note}" for note in result.audio if note != "copied"]
+        notes += [f"audio {_escape(note)}" for note in result.audio if note != "copied"]
         note = " (its own colours replaced, as asked)" if coloured else ""
         return VideoDemoResult(
             target, f"Colorized {name}{note}: {', '.join(notes)}. The download is the H.264 .mp4."
