@@ -214,3 +214,105 @@ def test_cli_demo_bad_options_are_usage_errors(option, capsys):
         cli.main(["demo", *option])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and option[0] in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------------- video uploads
+def gray_clip(path: Path, frames: int = 6, size: tuple[int, int] = (64, 48), colour: bool = False) -> Path:
+    """A short H.264 clip of a smooth texture panning by a pixel a frame (gray stored as RGB, or colour)."""
+    av = pytest.importorskip("av")
+    width, height = size
+    rng = np.random.default_rng(3)
+    big = np.kron(rng.uniform(20, 235, (height // 8 + 1, (width + frames) // 8 + 2, 3)), np.ones((8, 8, 1)))
+    out = av.open(str(path), "w")
+    stream = out.add_stream("libx264", rate=25)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    for t in range(frames):
+        crop = big[:height, t : t + width]
+        rgb = crop if colour else np.repeat(crop.mean(axis=2, keepdims=True), 3, axis=2)
+        frame = av.VideoFrame.from_ndarray(np.round(rgb).astype(np.uint8), format="rgb24")
+        for packet in stream.encode(frame.reformat(format="yuv420p")):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)
+    out.close()
+    return path
+
+
+def mean_chroma(rgb: np.ndarray) -> float:
+    return float(np.hypot(*np.moveaxis(ip.srgb_to_lab(rgb / 255.0)[..., 1:], -1, 0)).mean())
+
+
+@pytest.fixture()
+def video_demo(models: dict[str, Colorizer], tmp_path: Path) -> Demo:
+    pytest.importorskip("av")
+    pytest.importorskip("cv2")
+    d = Demo(models, max_upload_mb=0.2, output_dir=tmp_path / "results")
+    yield d
+    d.close()
+
+
+def test_gray_video_upload_gives_a_colour_mp4_of_the_same_frames_and_size(video_demo, tmp_path):
+    from agincolor.video import iter_frames
+
+    clip = gray_clip(tmp_path / "reel_1.mp4")
+    result = video_demo.run_video(str(clip))
+    assert result.video is not None and result.video.name == "reel_1_colour.mp4"
+    assert result.video.parent.parent == tmp_path / "results"
+    frames = [rgb for rgb, _ in iter_frames(result.video)]
+    assert len(frames) == 6 and all(rgb.shape == (48, 64, 3) for rgb in frames)
+    source = [rgb for rgb, _ in iter_frames(clip)]
+    assert max(mean_chroma(rgb) for rgb in source) < 1.0 < min(mean_chroma(rgb) for rgb in frames)
+    assert "Colorized reel\\_1.mp4" in result.message and "6 frames" in result.message
+    assert "scene cuts" in result.message and "Traceback" not in result.message
+    again = video_demo.run_video(str(clip), saturation=0.0, temporal_strength=0.0)
+    assert again.video != result.video and result.video.exists()  # each result in a folder of its own
+    assert max(mean_chroma(rgb) for rgb, _ in iter_frames(again.video)) < 1.0  # saturation 0: gray
+
+
+@pytest.mark.parametrize("content", [b"\x00\x00\x00\x18ftypmp42 broken" * 20, b"just some notes\n"])
+def test_corrupt_or_non_video_upload_is_a_message_naming_it(video_demo, tmp_path, content):
+    bad = tmp_path / "wedding.mp4"
+    bad.write_bytes(content)
+    result = video_demo.run_video(str(bad))
+    assert result.video is None
+    assert "wedding.mp4 is not a video agincolor can read" in result.message and "Traceback" not in result.message
+
+
+def test_video_over_the_upload_cap_or_missing_is_refused(video_demo, tmp_path):
+    big = tmp_path / "long.mp4"
+    big.write_bytes(np.random.default_rng(0).bytes(250_000))  # a cap of 0.2 MB is 200,000 bytes
+    result = video_demo.run_video(str(big))
+    assert result.video is None and "long.mp4 is too large" in result.message and "up to 0.2 MB" in result.message
+    assert "Upload a video" in video_demo.run_video(None).message
+    assert "temporal strength must be a number in [0, 1]" in video_demo.run_video(str(big), temporal_strength=2).message
+    assert not list((tmp_path / "results").iterdir())  # nothing written for a refusal
+
+
+def test_colour_video_is_left_alone_with_a_warning_unless_recolor(video_demo, tmp_path, recwarn):
+    clip = gray_clip(tmp_path / "holiday.mp4", colour=True)
+    kept = video_demo.run_video(str(clip))
+    assert kept.video is None and "holiday.mp4 already has colour" in kept.message and "Recolor" in kept.message
+    recoloured = video_demo.run_video(str(clip), recolor=True)
+    assert recoloured.video is not None and recoloured.video.exists() and "own colours replaced" in recoloured.message
+    assert not [w for w in recwarn if "already has colour" in str(w.message)]
+
+
+def test_video_without_the_video_extra_names_it(video_demo, tmp_path, monkeypatch):
+    clip = gray_clip(tmp_path / "film.mp4")
+    monkeypatch.setitem(sys.modules, "av", None)  # what `import av` meets where it is not installed
+    result = video_demo.run_video(str(clip))
+    assert result.video is None and 'pip install "agincolor[video]"' in result.message
+
+
+def test_video_that_fails_while_colorizing_is_a_message_and_leaves_no_file(video_demo, models, tmp_path, monkeypatch):
+    clip = gray_clip(tmp_path / "reel.mp4")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(models[BUNDLED_MODEL], "colorize_video", broken)
+    result = video_demo.run_video(str(clip))
+    assert result.video is None and "reel.mp4 could not be colorized" in result.message
+    assert "out of memory" in result.message
+    assert not list((tmp_path / "results").iterdir())
+    assert video_demo.run_video(str(clip), model="runs/other").video.exists()  # the next request works

@@ -174,3 +174,29 @@ def test_browser_file_over_the_upload_cap_is_refused_on_the_page(page, tmp_path)
     assert "big.png" in refusal.inner_text()
     assert "Traceback" not in page.content()
     assert "Colorized" not in page.locator("#status").inner_text()
+
+
+def test_browser_video_tab_colorizes_an_uploaded_clip(page, tmp_path):
+    av = pytest.importorskip("av")
+    clip = tmp_path / "reel.mp4"  # 6 gray frames, 64x48, a few kB
+    out = av.open(str(clip), "w")
+    stream = out.add_stream("libx264", rate=25)
+    stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+    levels = np.random.default_rng(1).integers(0, 256, size=(48, 70), dtype=np.uint8)
+    for t in range(6):
+        gray = np.repeat(levels[:, t : t + 64, None], 3, axis=2)
+        for packet in stream.encode(av.VideoFrame.from_ndarray(gray, format="rgb24").reformat(format="yuv420p")):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)
+    out.close()
+    page.get_by_role("tab", name="Video").click()
+    page.locator("#video-upload input[type=file]").set_input_files(str(clip))
+    status = page.locator("#video-status")
+    status.filter(has_text="Colorized reel.mp4").wait_for()
+    assert "6 frames" in status.inner_text()
+    page.locator("#video-colour video").wait_for()
+    with page.expect_download() as download_info:
+        page.locator("#video-download").click()
+    assert download_info.value.suggested_filename == "reel_colour.mp4"
+    assert "Traceback" not in page.content()

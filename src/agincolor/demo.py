@@ -8,7 +8,8 @@ attention map side by side, a saturation slider, a working-size choice, a model 
 given at launch (no path box: the page cannot make the server read files of its choosing) and a button
 that downloads the full-resolution PNG. A photo that already has colour (:func:`agincolor.has_colour`) is
 shown with a warning and colorized only when the page's recolor toggle is on, as ``agincolor colorize``
-does with ``--recolor``.
+does with ``--recolor``. A second tab takes a video file (with the ``video`` extra) and gives back an H.264
+.mp4 to watch and download (:meth:`Demo.run_video`, through :meth:`agincolor.Colorizer.colorize_video`).
 
 The work is in :class:`Demo`, which needs no Gradio and is what the tests call: it reads an upload, refuses
 bad files with a message (:class:`DemoError`; corrupt, not an image, too many bytes or pixels), colorizes
@@ -23,6 +24,8 @@ version check are off, and the page uses the system's fonts, so the browser fetc
 from __future__ import annotations
 
 import collections
+import contextlib
+import itertools
 import os
 import secrets
 import shutil
@@ -48,6 +51,7 @@ __all__ = [
     "Demo",
     "DemoError",
     "DemoResult",
+    "VideoDemoResult",
     "build_app",
     "example_images",
     "import_gradio",
@@ -70,6 +74,7 @@ PREVIEW_SIDE = 1024
 _KEEP_RESULTS = 4
 EXAMPLES_DIR = Path(__file__).resolve().parent / "demo_images"
 
+_VIDEO_HINT = '**Video needs the video extra** on the server: `pip install "agincolor[video]"`'
 _GRADIO_HINT = 'agincolor demo needs the demo extra: pip install "agincolor[demo]"'
 
 
@@ -91,6 +96,19 @@ class DemoResult:
     colour: Image.Image | None
     attention: Image.Image | None
     download: Path | None
+    message: str
+
+
+@dataclass
+class VideoDemoResult:
+    """What the page's video tab shows for one request.
+
+    video: the colorized video (H.264 in .mp4, the input's size, frame times and audio), or None.
+    message: a line of Markdown for the page: what was done (frames, scene cuts, repeated frames), or what
+        is wrong with the upload.
+    """
+
+    video: Path | None
     message: str
 
 
@@ -116,15 +134,11 @@ def _preview(image: Image.Image) -> Image.Image:
     return small
 
 
-def read_upload(path: str | os.PathLike[str] | None, max_bytes: int) -> Image.Image:
-    """Open an uploaded file as a decoded PIL image, or raise :class:`DemoError` saying what is wrong.
-
-    Refused: no file, a file of more than ``max_bytes``, a file PIL cannot decode (corrupt or not an
-    image), one with more pixels than PIL's decompression-bomb limit or than memory allows (the
-    Colorizer's own guard, :func:`agincolor.image_processor.check_size`), and one smaller than 1x1.
-    """
+def _check_upload(path: str | os.PathLike[str] | None, max_bytes: int, ask: str) -> Path:
+    """The upload's path, or :class:`DemoError` when there is none (``ask`` says what to do), it is gone, or
+    it has more than ``max_bytes``."""
     if path is None or str(path) == "":
-        raise DemoError("Upload a photo or pick one of the examples.")
+        raise DemoError(ask)
     file = Path(path)
     name = _escape(file.name)
     try:
@@ -135,6 +149,51 @@ def read_upload(path: str | os.PathLike[str] | None, max_bytes: int) -> Image.Im
         raise DemoError(
             f"**{name} is too large**: {size / MB:.3g} MB; this demo takes files up to {max_bytes / MB:g} MB."
         )
+    return file
+
+
+def _not_a_video(name: str) -> str:
+    return (
+        f"**{name} is not a video agincolor can read**: the file is corrupt or not a video "
+        "(MP4, MOV, MKV, WebM or AVI)."
+    )
+
+
+# As colorize_video_file decides: the first frames (its first batch) measured with has_colour.
+_COLOUR_FRAMES = 4
+
+
+def _video_has_colour(file: Path, name: str) -> bool:
+    """True when one of the first frames of the video ``file`` has colour; :class:`DemoError` when it is no
+    video PyAV can decode, or the ``video`` extra is missing."""
+    try:
+        from .video import VideoReadError, iter_frames
+
+        frames = iter(iter_frames(file))
+        try:
+            found = any(has_colour(rgb) for rgb, _ in itertools.islice(frames, _COLOUR_FRAMES))
+        finally:
+            frames.close()  # type: ignore[attr-defined]
+    except ImportError as err:
+        raise DemoError(f"{_VIDEO_HINT} ({_escape(_one_line(err))})") from None
+    except VideoReadError:
+        raise DemoError(_not_a_video(name)) from None
+    except Exception as err:  # noqa: BLE001  PyAV's decoding errors (av.FFmpegError and kin)
+        if type(err).__module__.split(".")[0] != "av":
+            raise
+        raise DemoError(_not_a_video(name)) from None
+    return found
+
+
+def read_upload(path: str | os.PathLike[str] | None, max_bytes: int) -> Image.Image:
+    """Open an uploaded file as a decoded PIL image, or raise :class:`DemoError` saying what is wrong.
+
+    Refused: no file, a file of more than ``max_bytes``, a file PIL cannot decode (corrupt or not an
+    image), one with more pixels than PIL's decompression-bomb limit or than memory allows (the
+    Colorizer's own guard, :func:`agincolor.image_processor.check_size`), and one smaller than 1x1.
+    """
+    file = _check_upload(path, max_bytes, "Upload a photo or pick one of the examples.")
+    name = _escape(file.name)
     try:
         with Image.open(file) as opened:
             opened.load()
@@ -162,8 +221,8 @@ class Demo:
             default. Labels are what the user gave at launch (``--model``) or :data:`BUNDLED_MODEL`.
         max_upload_mb: the largest file accepted, in megabytes (10**6 bytes). Gradio refuses bigger
             uploads before they reach the server; :meth:`run` checks again, for examples and API calls.
-        output_dir: where the full-resolution PNGs are written (default: a new temporary folder, removed
-            by :meth:`close`).
+        output_dir: where the full-resolution PNGs and the colour videos are written (default: a new
+            temporary folder, removed by :meth:`close`).
     """
 
     def __init__(
@@ -274,6 +333,75 @@ class Demo:
             "The download is the full-resolution PNG.",
         )
 
+    def run_video(
+        self,
+        path: str | os.PathLike[str] | None,
+        model: str | None = None,
+        saturation: float | None = None,
+        recolor: bool = False,
+        temporal_strength: float | None = None,
+    ) -> VideoDemoResult:
+        """Colorize the video file at ``path`` (needs the ``video`` extra) and say what happened.
+
+        As :meth:`run`: never raises for a bad upload or setting (the result then has no video and a
+        ``message`` naming the problem), and a video whose first frames already have colour is left as it
+        is unless ``recolor``. ``temporal_strength`` in [0, 1] (None: the library's default). The model's
+        own working size is used. The result is an H.264 .mp4 in :attr:`output_dir`.
+        """
+        try:
+            return self._run_video(path, model, saturation, recolor, temporal_strength)
+        except DemoError as err:
+            return VideoDemoResult(None, str(err))
+
+    def _run_video(
+        self, path: Any, model_name: str | None, saturation: float | None, recolor: bool, strength: Any
+    ) -> VideoDemoResult:
+        model = self._model(model_name)
+        saturation = self._saturation(saturation)
+        strength = self._temporal_strength(strength)
+        file = _check_upload(path, self.max_upload_bytes, "Upload a video.")
+        name = _escape(file.name)
+        coloured = _video_has_colour(file, name)
+        if coloured and not recolor:
+            return VideoDemoResult(
+                None,
+                f"**{name} already has colour.** agincolor colorizes gray videos; colorizing this one would "
+                "replace its colours with ones predicted from its lightness. Turn on *Recolor videos that "
+                "already have colour* to do it anyway.",
+            )
+        folder = self._new_folder()
+        target = folder / f"{file.stem}_colour.mp4"
+        from .video import VideoReadError
+
+        try:
+            with self._lock, warnings.catch_warnings():
+                # The page already said the video has colour; the Colorizer's warning would only reach the log.
+                warnings.filterwarnings("ignore", message=".*already has colour", category=UserWarning)
+                result = model.colorize_video(
+                    file, target, temporal_strength=strength, codec="h264", saturation=saturation
+                )
+        except BaseException as err:
+            self._drop(folder)  # a failed request leaves nothing behind
+            if isinstance(err, ImportError):
+                raise DemoError(f"{_VIDEO_HINT} ({_escape(_one_line(err))})") from None
+            if isinstance(err, VideoReadError):
+                raise DemoError(_not_a_video(name)) from None
+            if isinstance(err, (ValueError, TypeError, MemoryError, RuntimeError, OSError)):
+                raise DemoError(f"**{name} could not be colorized**: {_escape(_one_line(err))}") from None
+            raise
+        notes = [f"{result.frames} frames", f"{result.cuts} scene cuts"]
+        if result.repeated:
+            notes.append(f"{result.repeated} undecodable frames replaced by the previous one")
+        if result.lost:
+            notes.append(f"{result.lost} undecodable frames before the first good one left out")
+        if result.truncated:
+            notes.append("the file could not be read to its end")
+        notes += [f"audio {_escape(note)}" for note in result.audio if note != "copied"]
+        note = " (its own colours replaced, as asked)" if coloured else ""
+        return VideoDemoResult(
+            target, f"Colorized {name}{note}: {', '.join(notes)}. The download is the H.264 .mp4."
+        )
+
     def _model(self, name: str | None) -> Any:
         if name is None:
             return next(iter(self.models.values()))
@@ -295,6 +423,18 @@ class Demo:
         return number
 
     @staticmethod
+    def _temporal_strength(value: Any) -> float | None:
+        if value is None:
+            return None
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if isinstance(value, bool) or not 0 <= number <= 1:
+            raise DemoError(f"The temporal strength must be a number in [0, 1] (0: frame by frame), got {value!r}.")
+        return number
+
+    @staticmethod
     def _working_size(model: Any, value: Any) -> int:
         if value is None:
             return int(model.working_size)
@@ -309,16 +449,26 @@ class Demo:
     def _save(self, image: Image.Image, stem: str) -> Path:
         """Write the full-resolution PNG to a folder of its own (the name the browser saves it under) and
         forget the oldest results beyond the last few."""
-        folder = self.output_dir / secrets.token_hex(8)
-        folder.mkdir()
+        folder = self._new_folder()
         target = folder / f"{stem}_colour.png"
         tmp = folder / f".{target.name}.tmp"
         image.save(tmp, format="PNG")
         os.replace(tmp, target)
+        return target
+
+    def _new_folder(self) -> Path:
+        """A new folder of its own for one result; the oldest results beyond the last few are removed."""
+        folder = self.output_dir / secrets.token_hex(8)
+        folder.mkdir()
         self._recent.append(folder)
         while len(self._recent) > _KEEP_RESULTS:
             shutil.rmtree(self._recent.popleft(), ignore_errors=True)
-        return target
+        return folder
+
+    def _drop(self, folder: Path) -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(ValueError):
+            self._recent.remove(folder)
 
     def close(self) -> None:
         """Remove the PNGs written so far (and the folder, if the Demo made it)."""
@@ -377,42 +527,98 @@ def build_app(demo: Demo) -> Any:
             result.message,
         )
 
+    def respond_video(path: Any, model: str, saturation: float, recolor: bool, strength: float) -> tuple[Any, ...]:
+        try:
+            result = demo.run_video(path, model, saturation, bool(recolor), strength)
+        except Exception as err:  # noqa: BLE001  the page gets a message; the log gets the trace
+            traceback.print_exc()
+            result = VideoDemoResult(None, f"**Something went wrong**: {_escape(_one_line(err))}")
+        has_file = result.video is not None
+        return (
+            str(result.video) if has_file else None,
+            gr.DownloadButton(value=str(result.video) if has_file else None, interactive=has_file),
+            result.message,
+        )
+
     with gr.Blocks(title="agincolor demo", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
         gr.Markdown(_INTRO, latex_delimiters=[])
-        with gr.Row():
-            with gr.Column(scale=1):
-                upload = gr.File(label="Photo", type="filepath", file_count="single", elem_id="upload")
-                examples = example_images()
-                if examples:
-                    gr.Examples(examples=[[str(p)] for p in examples], inputs=[upload], label="Examples")
-            with gr.Column(scale=1):
-                model = gr.Dropdown(
-                    demo.model_choices, value=demo.model_choices[0], label="Model", elem_id="model",
-                    allow_custom_value=False, filterable=False,
-                )  # fmt: skip
-                size = gr.Radio(
-                    demo.working_size_choices(), value=demo.default_working_size, label="Working size",
-                    info="the resolution the network sees; the output keeps the photo's size", elem_id="size",
-                )  # fmt: skip
-                saturation = gr.Slider(
-                    0.0, 2.0, value=demo.default_saturation, step=0.05, label="Saturation", elem_id="saturation",
-                    info="scale of the predicted colour; below 1 is more muted",
-                )  # fmt: skip
-                recolor = gr.Checkbox(False, label="Recolor photos that already have colour", elem_id="recolor")
-        status = gr.Markdown("Upload a photo or pick one of the examples.", elem_id="status", latex_delimiters=[])
-        with gr.Row(equal_height=True):
-            common = dict(type="pil", format="png", interactive=False, buttons=["fullscreen"])
-            gray = gr.Image(label="Gray input", elem_id="gray", **common)
-            colour = gr.Image(label="Colour", elem_id="colour", **common)
-            attention = gr.Image(label="Attention map (CAM heatmap)", elem_id="attention", **common)
-        download = gr.DownloadButton(
-            "Download the full-resolution PNG", interactive=False, variant="primary", elem_id="download"
-        )
-        inputs = [upload, model, size, saturation, recolor]
-        outputs = [gray, colour, attention, download, status]
-        for event in (upload.change, model.change, size.change, saturation.release, recolor.change):
-            event(respond, inputs, outputs, concurrency_limit=1, concurrency_id="colorize", show_progress="minimal")
+        with gr.Tab("Photo", elem_id="photo-tab"):
+            _photo_tab(gr, demo, respond)
+        with gr.Tab("Video", elem_id="video-tab"):
+            _video_tab(gr, demo, respond_video)
     return app
+
+
+def _photo_tab(gr: Any, demo: Demo, respond: Any) -> None:
+    with gr.Row():
+        with gr.Column(scale=1):
+            upload = gr.File(label="Photo", type="filepath", file_count="single", elem_id="upload")
+            examples = example_images()
+            if examples:
+                gr.Examples(examples=[[str(p)] for p in examples], inputs=[upload], label="Examples")
+        with gr.Column(scale=1):
+            model = gr.Dropdown(
+                demo.model_choices, value=demo.model_choices[0], label="Model", elem_id="model",
+                allow_custom_value=False, filterable=False,
+            )  # fmt: skip
+            size = gr.Radio(
+                demo.working_size_choices(), value=demo.default_working_size, label="Working size",
+                info="the resolution the network sees; the output keeps the photo's size", elem_id="size",
+            )  # fmt: skip
+            saturation = gr.Slider(
+                0.0, 2.0, value=demo.default_saturation, step=0.05, label="Saturation", elem_id="saturation",
+                info="scale of the predicted colour; below 1 is more muted",
+            )  # fmt: skip
+            recolor = gr.Checkbox(False, label="Recolor photos that already have colour", elem_id="recolor")
+    status = gr.Markdown("Upload a photo or pick one of the examples.", elem_id="status", latex_delimiters=[])
+    with gr.Row(equal_height=True):
+        common = dict(type="pil", format="png", interactive=False, buttons=["fullscreen"])
+        gray = gr.Image(label="Gray input", elem_id="gray", **common)
+        colour = gr.Image(label="Colour", elem_id="colour", **common)
+        attention = gr.Image(label="Attention map (CAM heatmap)", elem_id="attention", **common)
+    download = gr.DownloadButton(
+        "Download the full-resolution PNG", interactive=False, variant="primary", elem_id="download"
+    )
+    inputs = [upload, model, size, saturation, recolor]
+    outputs = [gray, colour, attention, download, status]
+    for event in (upload.change, model.change, size.change, saturation.release, recolor.change):
+        event(respond, inputs, outputs, concurrency_limit=1, concurrency_id="colorize", show_progress="minimal")
+
+
+def _video_tab(gr: Any, demo: Demo, respond: Any) -> None:
+    from .video import DEFAULT_TEMPORAL_STRENGTH
+
+    with gr.Row():
+        with gr.Column(scale=1):
+            upload = gr.File(
+                label="Video (MP4, MOV, MKV, WebM, AVI)", type="filepath", file_count="single", elem_id="video-upload"
+            )
+        with gr.Column(scale=1):
+            model = gr.Dropdown(
+                demo.model_choices, value=demo.model_choices[0], label="Model", elem_id="video-model",
+                allow_custom_value=False, filterable=False,
+            )  # fmt: skip
+            saturation = gr.Slider(
+                0.0, 2.0, value=demo.default_saturation, step=0.05, label="Saturation", elem_id="video-saturation",
+                info="scale of the predicted colour; below 1 is more muted",
+            )  # fmt: skip
+            strength = gr.Slider(
+                0.0, 1.0, value=DEFAULT_TEMPORAL_STRENGTH, step=0.05, label="Temporal strength",
+                elem_id="video-strength", info="how much each frame's colour follows the previous frames' (0: none)",
+            )  # fmt: skip
+            recolor = gr.Checkbox(False, label="Recolor videos that already have colour", elem_id="video-recolor")
+    status = gr.Markdown(
+        "Upload a video; it is colorized at the model's working size, frame by frame, and kept steady along "
+        "the motion.", elem_id="video-status", latex_delimiters=[],
+    )  # fmt: skip
+    output = gr.Video(label="Colour", interactive=False, format=None, elem_id="video-colour")
+    download = gr.DownloadButton(
+        "Download the colour video (.mp4)", interactive=False, variant="primary", elem_id="video-download"
+    )
+    inputs = [upload, model, saturation, recolor, strength]
+    outputs = [output, download, status]
+    for event in (upload.change, model.change, saturation.release, strength.release, recolor.change):
+        event(respond, inputs, outputs, concurrency_limit=1, concurrency_id="colorize", show_progress="minimal")
 
 
 def launch(
