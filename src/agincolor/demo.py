@@ -185,6 +185,19 @@ def _video_has_colour(file: Path, name: str) -> bool:
     return found
 
 
+def _number_in(value: Any, top: float, what: str) -> float | None:
+    """``value`` as a float in [0, ``top``] (None stays None), or :class:`DemoError` saying ``what``."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(value, bool) or not 0 <= number <= top:
+        raise DemoError(f"{what}, got {value!r}.")
+    return number
+
+
 def read_upload(path: str | os.PathLike[str] | None, max_bytes: int) -> Image.Image:
     """Open an uploaded file as a decoded PIL image, or raise :class:`DemoError` saying what is wrong.
 
@@ -412,27 +425,11 @@ class Demo:
 
     @staticmethod
     def _saturation(value: Any) -> float | None:
-        if value is None:
-            return None
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = float("nan")
-        if isinstance(value, bool) or not 0 <= number <= 4:
-            raise DemoError(f"The saturation must be a number in [0, 4], got {value!r}.")
-        return number
+        return _number_in(value, 4, "The saturation must be a number in [0, 4]")
 
     @staticmethod
     def _temporal_strength(value: Any) -> float | None:
-        if value is None:
-            return None
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = float("nan")
-        if isinstance(value, bool) or not 0 <= number <= 1:
-            raise DemoError(f"The temporal strength must be a number in [0, 1] (0: frame by frame), got {value!r}.")
-        return number
+        return _number_in(value, 1, "The temporal strength must be a number in [0, 1] (0: frame by frame)")
 
     @staticmethod
     def _working_size(model: Any, value: Any) -> int:

@@ -172,10 +172,9 @@ class OnnxColorizer:
         from . import video
 
         saturation, temperature = self._run_options(saturation, temperature)
-        strength = video.DEFAULT_TEMPORAL_STRENGTH if temporal_strength is None else temporal_strength
-        return video.FrameColorizer(
+        return video.make_frame_colorizer(
             lambda gray: self.chroma(gray, temperature), working_size=self.working_size, saturation=saturation,
-            temporal_strength=video.check_temporal_strength(strength), lookahead=lookahead,
+            temporal_strength=temporal_strength, lookahead=lookahead,
         )  # fmt: skip
 
     def colorize_video(
@@ -198,9 +197,7 @@ class OnnxColorizer:
         saturation, temperature = self._run_options(saturation, temperature)
         return video.colorize_video_file(
             src, dst, lambda gray: self.chroma(gray, temperature), working_size=self.working_size,
-            saturation=saturation,
-            temporal_strength=video.DEFAULT_TEMPORAL_STRENGTH if temporal_strength is None else temporal_strength,
-            codec=codec, quality=quality, batch_size=batch_size, overwrite=overwrite, progress=progress,
+            saturation=saturation, temporal_strength=temporal_strength, codec=codec, quality=quality, batch_size=batch_size, overwrite=overwrite, progress=progress,
         )  # fmt: skip
 
 

@@ -225,7 +225,7 @@ class TemporalStabilizer:
 
     def __init__(
         self,
-        temporal_strength: float = DEFAULT_TEMPORAL_STRENGTH,
+        temporal_strength: float | None = DEFAULT_TEMPORAL_STRENGTH,
         *,
         cut_detector: CutDetector | None = None,
         flow_side: int = 192,
@@ -477,6 +477,23 @@ class FrameColorizer:
             steady = own + trust[None] * (ahead - own)
         lightness = self._held.pop(0)[0]
         return ip.join_lightness_and_chroma(lightness, steady)
+
+
+def make_frame_colorizer(
+    chroma: Callable[[np.ndarray], np.ndarray],
+    *,
+    working_size: int,
+    saturation: float,
+    temporal_strength: float | None = None,
+    lookahead: int = 0,
+) -> "FrameColorizer":
+    """The :class:`FrameColorizer` behind a runner's ``frame_colorizer`` (``temporal_strength`` None: the
+    default, :data:`DEFAULT_TEMPORAL_STRENGTH`)."""
+    strength = DEFAULT_TEMPORAL_STRENGTH if temporal_strength is None else temporal_strength
+    return FrameColorizer(
+        chroma, working_size=working_size, saturation=saturation,
+        temporal_strength=check_temporal_strength(strength), lookahead=lookahead,
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------- files
@@ -782,7 +799,7 @@ def colorize_video_file(
     src, dst = Path(src), Path(dst)
     codec = default_codec(dst) if codec is None else codec
     fmt, quality = _check_output(src, dst, codec, quality, overwrite)
-    strength = check_temporal_strength(temporal_strength)
+    strength = check_temporal_strength(DEFAULT_TEMPORAL_STRENGTH if temporal_strength is None else temporal_strength)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if if_colour not in ("warn", "skip", "ignore"):
