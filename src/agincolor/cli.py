@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import json
 import math
 import os
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import __version__
+from ._files import move_into_place
 from .demo import BUNDLED_MODEL, DEFAULT_HOST, DEFAULT_MAX_UPLOAD_MB, DEFAULT_PORT
 from .image_processor import IMAGE_SUFFIXES, MIN_SIZE, ImageReadError, has_colour, open_image
 from .video import CODECS, VIDEO_SUFFIXES, is_video
@@ -561,17 +561,7 @@ def _save_atomic(image: Any, path: Path, overwrite: bool) -> None:
             image.save(f, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
             f.flush()
             os.fsync(f.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-            return
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise FileExistsError(errno.EEXIST, "appeared while colorizing; not overwritten", str(path)) from None
-        except OSError:  # a file system without hard links
-            if path.exists():
-                raise FileExistsError(errno.EEXIST, "appeared while colorizing; not overwritten", str(path)) from None
-            os.replace(tmp, path)
+        move_into_place(tmp, path, overwrite)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -554,18 +554,12 @@ def _photo_tab(gr: Any, demo: Demo, respond: Any) -> None:
             if examples:
                 gr.Examples(examples=[[str(p)] for p in examples], inputs=[upload], label="Examples")
         with gr.Column(scale=1):
-            model = gr.Dropdown(
-                demo.model_choices, value=demo.model_choices[0], label="Model", elem_id="model",
-                allow_custom_value=False, filterable=False,
-            )  # fmt: skip
+            model = _model_choice(gr, demo, "model")
             size = gr.Radio(
                 demo.working_size_choices(), value=demo.default_working_size, label="Working size",
                 info="the resolution the network sees; the output keeps the photo's size", elem_id="size",
             )  # fmt: skip
-            saturation = gr.Slider(
-                0.0, 2.0, value=demo.default_saturation, step=0.05, label="Saturation", elem_id="saturation",
-                info="scale of the predicted colour; below 1 is more muted",
-            )  # fmt: skip
+            saturation = _saturation_slider(gr, demo, "saturation")
             recolor = gr.Checkbox(False, label="Recolor photos that already have colour", elem_id="recolor")
     status = gr.Markdown("Upload a photo or pick one of the examples.", elem_id="status", latex_delimiters=[])
     with gr.Row(equal_height=True):
@@ -582,6 +576,22 @@ def _photo_tab(gr: Any, demo: Demo, respond: Any) -> None:
         event(respond, inputs, outputs, concurrency_limit=1, concurrency_id="colorize", show_progress="minimal")
 
 
+def _model_choice(gr: Any, demo: Demo, elem_id: str) -> Any:
+    """The model dropdown of a tab: the models given at launch, the first chosen, no free text."""
+    return gr.Dropdown(
+        demo.model_choices, value=demo.model_choices[0], label="Model", elem_id=elem_id,
+        allow_custom_value=False, filterable=False,
+    )  # fmt: skip
+
+
+def _saturation_slider(gr: Any, demo: Demo, elem_id: str) -> Any:
+    """The saturation slider of a tab, starting at the first model's own saturation."""
+    return gr.Slider(
+        0.0, 2.0, value=demo.default_saturation, step=0.05, label="Saturation", elem_id=elem_id,
+        info="scale of the predicted colour; below 1 is more muted",
+    )  # fmt: skip
+
+
 def _video_tab(gr: Any, demo: Demo, respond: Any) -> None:
     from .video import DEFAULT_TEMPORAL_STRENGTH
 
@@ -591,14 +601,8 @@ def _video_tab(gr: Any, demo: Demo, respond: Any) -> None:
                 label="Video (MP4, MOV, MKV, WebM, AVI)", type="filepath", file_count="single", elem_id="video-upload"
             )
         with gr.Column(scale=1):
-            model = gr.Dropdown(
-                demo.model_choices, value=demo.model_choices[0], label="Model", elem_id="video-model",
-                allow_custom_value=False, filterable=False,
-            )  # fmt: skip
-            saturation = gr.Slider(
-                0.0, 2.0, value=demo.default_saturation, step=0.05, label="Saturation", elem_id="video-saturation",
-                info="scale of the predicted colour; below 1 is more muted",
-            )  # fmt: skip
+            model = _model_choice(gr, demo, "video-model")
+            saturation = _saturation_slider(gr, demo, "video-saturation")
             strength = gr.Slider(
                 0.0, 1.0, value=DEFAULT_TEMPORAL_STRENGTH, step=0.05, label="Temporal strength",
                 elem_id="video-strength", info="how much each frame's colour follows the previous frames' (0: none)",

@@ -46,6 +46,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from . import image_processor as ip
+from ._files import move_into_place
 
 __all__ = [
     "CODECS",
@@ -876,7 +877,7 @@ def colorize_video_file(
         result.repeated, result.lost = counts["repeated"], counts["lost"]
         result.truncated = bool(counts["truncated"])
         result.cuts = frames.cuts
-        _move_into_place(tmp, dst, overwrite)  # type: ignore[arg-type]
+        move_into_place(tmp, dst, overwrite)  # type: ignore[arg-type]
         result.output = dst
         return result
     except BaseException:
@@ -893,22 +894,6 @@ def colorize_video_file(
 
 class _Skip(Exception):
     """The video already has colour and is left alone."""
-
-
-def _move_into_place(tmp: Path, dst: Path, overwrite: bool) -> None:
-    """Rename the finished temporary file to ``dst``; without ``overwrite``, never replace a file that
-    appeared meanwhile (a hard link fails where a rename would replace)."""
-    if overwrite:
-        os.replace(tmp, dst)
-        return
-    try:
-        os.link(tmp, dst)
-    except FileExistsError:
-        raise FileExistsError(errno.EEXIST, "appeared while colorizing; not overwritten", str(dst)) from None
-    except OSError:  # a file system without hard links
-        if dst.exists():
-            raise FileExistsError(errno.EEXIST, "appeared while colorizing; not overwritten", str(dst)) from None
-        os.replace(tmp, dst)
 
 
 def iter_frames(path: str | os.PathLike[str]) -> Iterable[tuple[np.ndarray, float | None]]:
