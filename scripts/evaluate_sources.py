@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import math
 import sys
@@ -39,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pooled", default="", help="comma-separated folder names to pool into one more row")
     parser.add_argument("--limit", type=int, default=None, help="photos per folder, spread evenly")
     parser.add_argument("--saturation", type=float, action="append", help="one or more saturations to try")
+    parser.add_argument(
+        "--temperature", type=float, action="append", help="for an ab-bins model: one or more annealed-mean temperatures"
+    )
     parser.add_argument("--size", type=int, default=None, help="working size (default: the model's own)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None, help="also write every result to this file")
@@ -58,21 +62,23 @@ def main(argv: list[str] | None = None) -> int:
     if pooled:
         groups["pooled(" + "+".join(pooled) + ")"] = [f for p in pooled for f in folders[p]]
     results = []
-    print("| model | saturation | folder | photos | PSNR | gray PSNR | vs gray | SSIM | colourfulness (truth) | green | blue |")
-    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
+    print("| model | saturation | T | folder | photos | PSNR | gray PSNR | vs gray | SSIM | colourfulness (truth) | green | blue |")
+    print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
     for model in args.model:
         colorizer = Colorizer.from_pretrained(None if model == "bundled" else model)
         if args.size:
             colorizer.working_size = args.size
-        for saturation in args.saturation or [colorizer.saturation]:
+        temperatures = (args.temperature or [colorizer.temperature]) if colorizer.ab_bins is not None else [None]
+        for saturation, temperature in itertools.product(args.saturation or [colorizer.saturation], temperatures):
             # The pooled row sees the same photos again: colorize each only once.
             done: dict[bytes, object] = {}
+            options = {"saturation": saturation} if temperature is None else {"saturation": saturation, "temperature": temperature}
 
-            def run(images: list, saturation: float = saturation) -> list:
+            def run(images: list, options: dict = options, done: dict = done) -> list:
                 keys = [hashlib.md5(im.tobytes()).digest() for im in images]
                 todo = [(k, im) for k, im in zip(keys, images) if k not in done]
                 if todo:
-                    for (k, _), out in zip(todo, colorizer.colorize([im for _, im in todo], saturation=saturation)):
+                    for (k, _), out in zip(todo, colorizer.colorize([im for _, im in todo], **options)):
                         done[k] = out
                 return [done[k] for k in keys]
 
@@ -81,12 +87,12 @@ def main(argv: list[str] | None = None) -> int:
                 m, g, t = r["model"], r["gray baseline"], r["ground truth"]
                 fmt = lambda v: "-" if v is None or math.isnan(v) else f"{v:.3f}"  # noqa: E731
                 print(
-                    f"| {model} | {saturation:.2f} | {name} | {len(files)} | {m['psnr']:.2f} | {g['psnr']:.2f} | "
+                    f"| {model} | {saturation:.2f} | {'-' if temperature is None else f'{temperature:.2f}'} | {name} | {len(files)} | {m['psnr']:.2f} | {g['psnr']:.2f} | "
                     f"{m['psnr'] - g['psnr']:+.2f} | {m['ssim']:.4f} | {m['colorfulness']:.1f} ({t['colorfulness']:.1f}) | "
                     f"{fmt(m['green'])} | {fmt(m['blue'])} |",
                     flush=True,
                 )
-                results.append({"model": model, "saturation": saturation, "folder": name, "photos": len(files), **r})
+                results.append({"model": model, "saturation": saturation, "temperature": temperature, "folder": name, "photos": len(files), **r})
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=lambda v: None))
     return 0

@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from agincolor import AGIN, Colorizer, GroupInstanceNorm
 from agincolor.color import ab_bin_centers, ab_bin_index, ab_from_bin_logits, lab_to_rgb, rgb_to_lab
+from agincolor.generator import AB_SCALE
 from agincolor.train import CHECKPOINT_NAME, TrainConfig, Trainer, export_generator, to_gray
 from agincolor.train.losses import ChromaRebalance, paired_loss
 
@@ -813,6 +814,8 @@ def test_example_script_help_lists_every_config_field() -> None:
         (dict(encoder_norm="batch"), "encoder_norm"),
         (dict(ema=-0.1), "ema"),
         (dict(paired_loss="ab-bins", paired_weight=1.0), "ab-bins"),
+        (dict(bins_stride=2, paired_weight=1.0, paired_loss="chroma-l2"), "bins_stride"),
+        (dict(bins_stride=0), "bins_stride"),
         (dict(paired_loss="ab-bins", paired_weight=1.0, adv_weight=0.0, cycle_weight=0.0), "content_weight"),
     ],
 )
@@ -936,6 +939,49 @@ def test_lite0_run_keeps_the_encoders_imagenet_statistics_and_trains_at_batch_1(
         assert torch.equal(m.running_mean, mean) and torch.equal(m.running_var, var)
 
 
+def test_lite0_bins_run_from_an_ab_model_starts_at_its_colours_and_scores_strided_pixels(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    Trainer(_config(data_dir, tmp_path / "ab", steps=2, batch_size=2, **LITE0_AB_RUN), progress=False).train()
+    parent = Colorizer.from_pretrained(tmp_path / "ab" / "colorizer").generator
+    config = _config(
+        data_dir, tmp_path / "bins", steps=2, batch_size=2, **{**LITE0_AB_RUN, "paired_loss": "ab-bins"},
+        bins_stride=2, init_from=str(tmp_path / "ab" / "colorizer"),
+    )  # fmt: skip
+    trainer = Trainer(config, progress=False)
+    G = trainer.G_g
+    assert (G.head_kind, G.out_channels) == ("logits", 484)
+    x = to_gray(_batch(trainer, range(3)))[:, :1]
+    G.eval()
+    with torch.no_grad():
+        parent_ab = parent(x).image * AB_SCALE
+        logits = G(x).image
+    # An ab parent's output layer is linear in the same features, so the new layer's Gaussian over the
+    # bins is centred on exactly its prediction: the annealed mean gives it back (up to the bins' reach).
+    inside = (parent_ab.abs() < 80).all(dim=1, keepdim=True).expand_as(parent_ab)  # away from the grid's edge
+    assert inside.float().mean() > 0.3
+    for t in (0.38, 1.0):
+        start_ab = ab_from_bin_logits(logits, ab_bin_centers(), t)
+        assert (start_ab - parent_ab)[inside].abs().mean() < 2.0, t  # CIELAB units, under a just-noticeable step
+
+    # Strided scoring: inside the context the output layer sees every 2nd pixel from the yielded offset,
+    # and those scores are the full map's at the same pixels; the hook is gone afterwards.
+    torch.manual_seed(3)
+    with torch.no_grad(), trainer._strided_head(G) as (dy, dx):
+        strided = G(x).image
+    assert strided.shape == (3, 484, 16, 16)
+    assert torch.allclose(strided, logits[:, :, dy::2, dx::2], atol=1e-5)
+    with torch.no_grad():
+        assert torch.equal(G(x).image, logits)
+    G.train()
+    trainer.train()
+    log = _read_log(tmp_path / "bins")
+    assert [r["step"] for r in log] == [1, 2] and all(math.isfinite(r["g_paired"]) for r in log)
+    assert not G.head._forward_pre_hooks
+    loaded = Colorizer.from_pretrained(tmp_path / "bins" / "colorizer")
+    assert loaded.colorize(_ramp_image(3).convert("L")).size == (40, 40)
+
+
 def test_pretrained_encoder_false_does_not_load_the_imagenet_weights(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1017,7 +1063,6 @@ def test_invalid_encoder_options_raise_value_error_naming_the_field(overrides: d
 
 
 def test_ab_paired_losses_are_zero_at_the_truths_ab_and_huber_turns_linear_past_5_units() -> None:
-    from agincolor.generator import AB_SCALE
     from agincolor.train.losses import AB_HUBER_DELTA
 
     torch.manual_seed(0)

@@ -48,6 +48,8 @@ _HELP = {
     "rebalance": "weight each pixel of the paired term by the rarity of its true colour to this power "
     "(Zhang et al. 2016; 1 is theirs, 0.5 gentler, 0 off), against the drift to brown",
     "rebalance_images": "training photos that estimate the colour prior for --rebalance",
+    "bins_stride": "ab-bins only: score every k-th pixel each way (random offset each step), k^2 times less "
+    "work in the 484-bin output layer and its cross-entropy",
     "base_channels": "generator stem width (bottleneck is 4x)",
     "num_blocks": "residual blocks in encoder and decoder",
     "num_groups": "group-norm groups in AGIN and GroupInstanceNorm",

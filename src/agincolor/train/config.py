@@ -58,7 +58,9 @@ class TrainConfig:
     off by default; ``paired_loss`` picks its form, see :func:`agincolor.train.losses.paired_loss`).
     ``rebalance`` > 0 weights each pixel of the paired term by the rarity of its true colour, raised to
     that power (:class:`agincolor.train.losses.ChromaRebalance`, estimated from ``rebalance_images``
-    training photos), to counter the drift of a regression towards brown.
+    training photos), to counter the drift of a regression towards brown. ``bins_stride`` k > 1 (ab-bins
+    only) scores every k-th pixel each way, at a random offset each step: the 484-bin output layer and its
+    cross-entropy, most of a step's cost at full resolution, then take k² times less work.
     With ``cycle_weight`` = 0 the reverse generator G_c and its discriminator D_g serve no term, so they
     are not built (a pix2pix-like setting that trains three times faster). With ``adv_weight`` = 0 no
     discriminator is built at all: with the paired term this is plain supervised regression, one
@@ -106,6 +108,7 @@ class TrainConfig:
     paired_loss: str = "rgb-l1"
     rebalance: float = 0.0
     rebalance_images: int = 2000
+    bins_stride: int = 1
     # Generator (both directions share the architecture).
     base_channels: int = 64
     num_blocks: int = 4
@@ -162,7 +165,7 @@ class TrainConfig:
             raise ValueError(f"encoder_lr must be > 0 when given, got {self.encoder_lr!r}")
         for name in (
             "load_size", "crop_size", "batch_size", "steps", "log_every", "sample_every", "checkpoint_every",
-            "rebalance_images",
+            "rebalance_images", "bins_stride",
         ):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -207,6 +210,8 @@ class TrainConfig:
         ema = self.ema
         if isinstance(ema, bool) or not isinstance(ema, (int, float)) or not 0 <= ema < 1:
             raise ValueError(f"ema must be a decay in [0, 1) (0: off), got {ema!r}")
+        if self.bins_stride > 1 and self.paired_loss not in BIN_LOSSES:
+            raise ValueError(f"bins_stride {self.bins_stride} is for the ab-bins paired loss, not {self.paired_loss!r}")
         if self.rebalance < 0:
             raise ValueError(f"rebalance must be >= 0, got {self.rebalance}")
         if self.rebalance > 0 and self.paired_weight == 0:

@@ -241,7 +241,7 @@ class Trainer:
             if config.encoder != "paper" and config.pretrained_encoder and parent is None:
                 load_pretrained_encoder(self.G_g.encoder)
             if self.G_g.head_kind == "logits" and not head_loaded:
-                if parent is not None and parent.head_kind == "image":
+                if parent is not None and parent.head_kind in ("image", "ab"):
                     self._start_head_at_parent(parent)
                 else:
                     self._start_head_at_prior(counts if counts is not None else self._colour_counts())
@@ -352,7 +352,7 @@ class Trainer:
 
     @torch.no_grad()
     def _start_head_at_parent(self, parent: Generator, images: int = 64) -> None:
-        """A fresh ab-bins output layer of a run warm-started from an image model starts at that model's colours.
+        """A fresh ab-bins output layer of a run warm-started from an image or ab model starts at its colours.
 
         The layer is linear in the last features ``f``, and so is the Gaussian log-likelihood of bin centre
         ``c_k`` around a prediction ``m``: ``(c_k . m - |c_k|^2 / 2) / sigma^2`` plus a term that is the same
@@ -361,6 +361,7 @@ class Trainer:
         centred on (nearly) what the parent predicts, and the run starts as good as its parent instead of
         at the colour prior. ``sigma`` is the one of a few widths whose scores have the lowest cross-entropy
         against the photos' true bins. The annealed mean of a Gaussian is its centre at any temperature.
+        An ab parent's output layer is itself linear in ``f``, so for it the fit is exact.
         """
         parent = parent.to(self.device)
         captured: list[torch.Tensor] = []
@@ -373,10 +374,13 @@ class Trainer:
             for photo in self._sample_photos(images):
                 color = photo.to(self.device)
                 captured.clear()
-                out = parent(to_gray(color))
+                out = parent(to_gray(color)[:, : parent.in_channels])
                 f = captured[0].float()[0].flatten(1).T  # (pixels, C)
                 features.append(f[::4])  # every 4th pixel is plenty for C + 1 unknowns
-                ab = rgb_to_lab(((out.image.float() + 1) / 2).clamp(0, 1))[0, 1:].flatten(1).T
+                if parent.head_kind == "ab":
+                    ab = (out.image.float() * AB_SCALE)[0].flatten(1).T
+                else:
+                    ab = rgb_to_lab(((out.image.float() + 1) / 2).clamp(0, 1))[0, 1:].flatten(1).T
                 predicted.append(ab[::4])
                 truth.append(rgb_to_lab((color.float() + 1) / 2)[0, 1:].flatten(1).T[::4])
         finally:
@@ -396,6 +400,28 @@ class Trainer:
         conv = self.G_g.head[0]
         conv.weight.copy_((centers @ fit[:-1].T / best**2).view_as(conv.weight).to(conv.weight))
         conv.bias.copy_(((centers @ fit[-1] - half_norm) / best**2).to(conv.bias))
+
+    @contextlib.contextmanager
+    def _strided_head(self, G: Generator) -> Iterator[tuple[int, int]]:
+        """While open, ``G``'s output layer sees only every ``bins_stride``-th pixel each way, from a random
+        offset (yielded as ``(dy, dx)``): a 1x1 layer on those pixels gives exactly their scores."""
+        k = self.config.bins_stride
+        dy, dx = (int(v) for v in torch.randint(k, (2,)))
+        handle = G.head.register_forward_pre_hook(lambda module, args: (args[0][:, :, dy::k, dx::k],))
+        try:
+            yield dy, dx
+        finally:
+            handle.remove()
+
+    def _strided_target(self, target: torch.Tensor, offset: tuple[int, int], size: torch.Size) -> torch.Tensor:
+        k = self.config.bins_stride
+        picked = target[:, :, offset[0] :: k, offset[1] :: k]
+        if picked.shape[-2:] != size:
+            raise ValueError(
+                f"bins_stride {k} needs crops the generator takes unpadded (multiples of "
+                f"{self.G_g.size_multiple}); crop_size is {self.config.crop_size}"
+            )
+        return picked
 
     def state_dict(self) -> dict[str, Any]:
         rng: dict[str, Any] = {"torch": torch.get_rng_state()}
@@ -529,8 +555,11 @@ class Trainer:
         for G, F_, D, source, target in ((G_g, G_c, D_c, x_g, y), (G_c, G_g, D_g, y, x)):
             if G is None:
                 continue
-            with self._autocast():
+            strided = self.paired and G is G_g and cfg.bins_stride > 1
+            with self._autocast(), self._strided_head(G) if strided else contextlib.nullcontext() as offset:
                 fake = G(source)
+                if strided:
+                    target = self._strided_target(target, offset, fake.image.shape[-2:])
                 branch = {"g_cam": (cfg.cam_weight, L.cam_source_loss(fake.cam_logits))}
                 if D is not None:
                     branch["g_adv"] = (cfg.adv_weight, L.adversarial_loss(D(fake.image)))
