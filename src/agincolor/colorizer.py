@@ -25,6 +25,7 @@ from PIL import Image
 from torch import nn
 
 from . import image_processor as ip
+from ._video_methods import VideoMethods
 from .color import ab_bin_centers, ab_bin_count, ab_from_bin_logits, rgb_to_lab
 from .generator import AB_SCALE, MIN_SIZE, Generator
 from .image_processor import ColorizeResult, ImageReadError, open_image
@@ -53,6 +54,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 class Colorizer(
     nn.Module,
+    VideoMethods,
     PyTorchModelHubMixin,
     library_name="agincolor",
     tags=["image-colorization", "agincolor", "u-gat-it"],
@@ -361,57 +363,6 @@ class Colorizer(
         return ip.colorize_images(
             image, chroma, prepare=_prepare_any, finish=_finish_any, finish_attention=_any_attention,
             result_type=ColorizeResult, **run,
-        )  # fmt: skip
-
-    def frame_colorizer(
-        self,
-        *,
-        temporal_strength: float | None = None,
-        saturation: float | None = None,
-        temperature: float | None = None,
-        lookahead: int = 0,
-    ) -> Any:
-        """A :class:`agincolor.video.FrameColorizer` running this model: colour frames of one clip (numpy
-        arrays), chroma stabilised over time (``temporal_strength`` in [0, 1], 0: frame by frame). With
-        ``lookahead`` k > 0 frames come out k frames late and steadier; call its ``finish()`` at the end."""
-        from . import video
-
-        saturation, temperature = self._run_options(saturation, temperature)
-        return video.make_frame_colorizer(
-            lambda gray: self._chroma(gray, temperature), working_size=self.working_size, saturation=saturation,
-            temporal_strength=temporal_strength, lookahead=lookahead,
-        )  # fmt: skip
-
-    def colorize_video(
-        self,
-        src: str | os.PathLike[str],
-        dst: str | os.PathLike[str],
-        *,
-        temporal_strength: float | None = None,
-        codec: str | None = None,
-        quality: int | None = None,
-        batch_size: int = 4,
-        saturation: float | None = None,
-        temperature: float | None = None,
-        overwrite: bool = False,
-        progress: Any = None,
-    ) -> Any:
-        """Colorize the video file ``src`` into ``dst`` (.mp4, .m4v, .mov, .mkv, .webm or .avi); needs the
-        ``video`` extra. Frames are streamed (memory does not grow with the clip), their chroma is reconciled
-        with the previous frames' along the motion (``temporal_strength`` in [0, 1], 0: frame by frame;
-        scene cuts start afresh) and joined with each frame's own lightness. Resolution, timestamps,
-        rotation and audio are kept; ``codec`` is "h264" (CRF ``quality``, default 18), "vp9" or "ffv1"
-        (lossless, .mkv/.avi). A video already in colour is recoloured with a ``UserWarning`` naming it.
-        ``dst`` is written under a temporary name and renamed at the end; an existing ``dst`` is replaced
-        only with ``overwrite``. Returns a :class:`agincolor.video.VideoResult`; see
-        :func:`agincolor.video.colorize_video_file` for ``progress`` and the errors raised.
-        """
-        from . import video
-
-        saturation, temperature = self._run_options(saturation, temperature)
-        return video.colorize_video_file(
-            src, dst, lambda gray: self._chroma(gray, temperature), working_size=self.working_size,
-            saturation=saturation, temporal_strength=temporal_strength, codec=codec, quality=quality, batch_size=batch_size, overwrite=overwrite, progress=progress,
         )  # fmt: skip
 
     def _run_options(self, saturation: float | None, temperature: float | None) -> tuple[float, float | None]:

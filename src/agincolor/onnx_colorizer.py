@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import image_processor as ip
+from ._video_methods import VideoMethods
 
 __all__ = ["OnnxColorizer"]
 
@@ -39,7 +40,7 @@ def _check_number(name: str, value: object, low: float, high: float, low_open: b
     return float(value)  # type: ignore[arg-type]
 
 
-class OnnxColorizer:
+class OnnxColorizer(VideoMethods):
     """Run an exported Colorizer with onnxruntime; ``colorize`` takes and returns what
     :meth:`agincolor.Colorizer.colorize` does, except torch tensors.
 
@@ -128,6 +129,8 @@ class OnnxColorizer:
         ab, heatmap = self.session.run(["ab", "heatmap"], feed)
         return ab, heatmap
 
+    _chroma = chroma  # what the video methods call
+
     def colorize(
         self,
         image: Any,
@@ -159,46 +162,6 @@ class OnnxColorizer:
             if not self._uses_temperature:
                 raise ValueError("temperature applies only to a model that predicts ab bins; this one does not")
         return saturation, temperature
-
-    def frame_colorizer(
-        self,
-        *,
-        temporal_strength: float | None = None,
-        saturation: float | None = None,
-        temperature: float | None = None,
-        lookahead: int = 0,
-    ) -> Any:
-        """A :class:`agincolor.video.FrameColorizer` running this file (see :meth:`agincolor.Colorizer.frame_colorizer`)."""
-        from . import video
-
-        saturation, temperature = self._run_options(saturation, temperature)
-        return video.make_frame_colorizer(
-            lambda gray: self.chroma(gray, temperature), working_size=self.working_size, saturation=saturation,
-            temporal_strength=temporal_strength, lookahead=lookahead,
-        )  # fmt: skip
-
-    def colorize_video(
-        self,
-        src: str | os.PathLike[str],
-        dst: str | os.PathLike[str],
-        *,
-        temporal_strength: float | None = None,
-        codec: str | None = None,
-        quality: int | None = None,
-        batch_size: int = 4,
-        saturation: float | None = None,
-        temperature: float | None = None,
-        overwrite: bool = False,
-        progress: Any = None,
-    ) -> Any:
-        """Colorize a video file with onnxruntime; as :meth:`agincolor.Colorizer.colorize_video`."""
-        from . import video
-
-        saturation, temperature = self._run_options(saturation, temperature)
-        return video.colorize_video_file(
-            src, dst, lambda gray: self.chroma(gray, temperature), working_size=self.working_size,
-            saturation=saturation, temporal_strength=temporal_strength, codec=codec, quality=quality, batch_size=batch_size, overwrite=overwrite, progress=progress,
-        )  # fmt: skip
 
 
 def _prepare_no_tensor(image: Any) -> tuple[ip.PreparedImage, Any]:
