@@ -1,4 +1,4 @@
-"""Time ``Colorizer.colorize`` with the bundled default model, and its peak memory on a large photo.
+"""Time ``Colorizer.colorize`` with the bundled default model (or ``--model DIR``), and its peak memory on a large photo.
 
     python benchmarks/colorize_speed.py --threads 2
 
@@ -43,13 +43,13 @@ def _median_time(fn, runs: int) -> tuple[float, list[float]]:
     return statistics.median(times), times
 
 
-def child_peak(threads: int) -> None:
+def child_peak(threads: int, folder: str | None) -> None:
     import torch
 
     from agincolor import Colorizer
 
     torch.set_num_threads(threads)
-    model = Colorizer.from_pretrained()
+    model = Colorizer.from_pretrained(folder)
     image = _photo(3000, 4000)
     start = time.perf_counter()
     model.colorize(image)
@@ -61,17 +61,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--model", default=None, help="a Colorizer folder to time instead of the bundled model")
     parser.add_argument("--child-peak", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_peak:
-        child_peak(args.threads)
+        child_peak(args.threads, args.model)
         return
     import torch
 
     from agincolor import Colorizer, Generator
 
     torch.set_num_threads(args.threads)
-    model = Colorizer.from_pretrained()
+    model = Colorizer.from_pretrained(args.model)
     small = _photo(256, 256)
     large = _photo(3000, 4000)
     t_small, all_small = _median_time(lambda: model.colorize(small), args.runs)
@@ -82,11 +83,12 @@ def main() -> None:
         t_ref, _ = _median_time(lambda: reference(x), 3)
     peak = json.loads(
         subprocess.run(
-            [sys.executable, __file__, "--child-peak", "--threads", str(args.threads)],
+            [sys.executable, __file__, "--child-peak", "--threads", str(args.threads)]
+            + (["--model", args.model] if args.model else []),
             check=True, capture_output=True, text=True,
         ).stdout.strip().splitlines()[-1]
     )
-    print(f"threads={args.threads}, default model working size {model.working_size}")
+    print(f"threads={args.threads}, {args.model or 'default model'}, working size {model.working_size}")
     print("| measurement | median | target | ratio to reference generator forward |")
     print("| --- | ---: | ---: | ---: |")
     print(f"| reference: paper-size generator forward, 256x256 | {t_ref * 1000:.0f} ms | (0.74 s in DESIGN.md) | 1.00 |")
