@@ -72,13 +72,13 @@ def main(argv: list[str] | None = None) -> int:
         for saturation, temperature in itertools.product(args.saturation or [colorizer.saturation], temperatures):
             # The pooled row sees the same photos again: colorize each only once.
             done: dict[bytes, object] = {}
-            options = {"saturation": saturation} if temperature is None else {"saturation": saturation, "temperature": temperature}
 
-            def run(images: list, options: dict = options, done: dict = done) -> list:
+            def run(images: list, saturation: float = saturation, temperature: float | None = temperature, done: dict = done) -> list:
                 keys = [hashlib.md5(im.tobytes()).digest() for im in images]
                 todo = [(k, im) for k, im in zip(keys, images) if k not in done]
                 if todo:
-                    for (k, _), out in zip(todo, colorizer.colorize([im for _, im in todo], **options)):
+                    batch = [im for _, im in todo]
+                    for (k, _), out in zip(todo, colorizer.colorize(batch, saturation=saturation, temperature=temperature)):
                         done[k] = out
                 return [done[k] for k in keys]
 

@@ -312,6 +312,13 @@ def test_bad_temporal_strength_is_rejected(model, bad, tmp_path):
         video.TemporalStabilizer(bad)
 
 
+def test_no_temporal_strength_means_the_default(model):
+    assert model.frame_colorizer().stabilizer.temporal_strength == video.DEFAULT_TEMPORAL_STRENGTH
+    assert model.frame_colorizer(temporal_strength=None).stabilizer.temporal_strength == video.DEFAULT_TEMPORAL_STRENGTH
+    assert video.TemporalStabilizer(None).temporal_strength == video.DEFAULT_TEMPORAL_STRENGTH
+    assert model.frame_colorizer(temporal_strength=0).stabilizer.temporal_strength == 0.0
+
+
 def test_bad_temporal_strength_option_is_a_usage_error(tmp_path, model_dir, capsys):
     src = tmp_path / "a.mp4"
     write_clip(src, scene(13, 2), pts=PTS[:2])

@@ -39,7 +39,7 @@ class VideoMethods:
         from . import video
 
         saturation, temperature = self._run_options(saturation, temperature)
-        return video.make_frame_colorizer(
+        return video.FrameColorizer(
             lambda gray: self._chroma(gray, temperature), working_size=self.working_size, saturation=saturation,
             temporal_strength=temporal_strength, lookahead=lookahead,
         )  # fmt: skip

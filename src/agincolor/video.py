@@ -109,7 +109,10 @@ def is_video(path: str | os.PathLike[str]) -> bool:
 
 
 def check_temporal_strength(value: object) -> float:
-    """``temporal_strength`` as a float in [0, 1]; a ``ValueError`` naming it otherwise."""
+    """``temporal_strength`` as a float in [0, 1] (None: :data:`DEFAULT_TEMPORAL_STRENGTH`); a ``ValueError``
+    naming it otherwise."""
+    if value is None:
+        return DEFAULT_TEMPORAL_STRENGTH
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
         raise ValueError(f"temporal_strength must be a number in [0, 1] (0: frame by frame), got {value!r}")
     return float(value)
@@ -216,7 +219,7 @@ class TemporalStabilizer:
 
     Args:
         temporal_strength (float, default DEFAULT_TEMPORAL_STRENGTH): in [0, 1]; the weight of the
-            previous frames where the motion is trusted. The benchmark chose the default.
+            previous frames where the motion is trusted (None: the default). The benchmark chose the default.
         cut_detector (CutDetector, default a new one): None keeps the default; pass your own to tune it.
         flow_side (int, default 192): long side of the images the flow is computed on.
         history_weight (float, default 1.0): how much each earlier frame counts against the current one
@@ -393,7 +396,8 @@ class FrameColorizer:
         chroma: the network.
         working_size (int): the runner's working size.
         saturation (float, default 1.0): chroma scale, as for photos.
-        temporal_strength (float, default DEFAULT_TEMPORAL_STRENGTH): 0 colours each frame on its own.
+        temporal_strength (float, default DEFAULT_TEMPORAL_STRENGTH): 0 colours each frame on its own (None:
+            the default).
         stabilizer (TemporalStabilizer, default None): one to use instead (then ``temporal_strength`` is its).
         lookahead (int, default 0): frames to look ahead (latency); files use DEFAULT_LOOKAHEAD.
     """
@@ -404,7 +408,7 @@ class FrameColorizer:
         *,
         working_size: int,
         saturation: float = 1.0,
-        temporal_strength: float = DEFAULT_TEMPORAL_STRENGTH,
+        temporal_strength: float | None = DEFAULT_TEMPORAL_STRENGTH,
         stabilizer: TemporalStabilizer | None = None,
         lookahead: int = 0,
     ) -> None:
@@ -478,23 +482,6 @@ class FrameColorizer:
             steady = own + trust[None] * (ahead - own)
         lightness = self._held.pop(0)[0]
         return ip.join_lightness_and_chroma(lightness, steady)
-
-
-def make_frame_colorizer(
-    chroma: Callable[[np.ndarray], np.ndarray],
-    *,
-    working_size: int,
-    saturation: float,
-    temporal_strength: float | None = None,
-    lookahead: int = 0,
-) -> "FrameColorizer":
-    """The :class:`FrameColorizer` behind a runner's ``frame_colorizer`` (``temporal_strength`` None: the
-    default, :data:`DEFAULT_TEMPORAL_STRENGTH`)."""
-    strength = DEFAULT_TEMPORAL_STRENGTH if temporal_strength is None else temporal_strength
-    return FrameColorizer(
-        chroma, working_size=working_size, saturation=saturation,
-        temporal_strength=check_temporal_strength(strength), lookahead=lookahead,
-    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------- files
@@ -800,7 +787,7 @@ def colorize_video_file(
     src, dst = Path(src), Path(dst)
     codec = default_codec(dst) if codec is None else codec
     fmt, quality = _check_output(src, dst, codec, quality, overwrite)
-    strength = check_temporal_strength(DEFAULT_TEMPORAL_STRENGTH if temporal_strength is None else temporal_strength)
+    strength = check_temporal_strength(temporal_strength)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if if_colour not in ("warn", "skip", "ignore"):
