@@ -312,6 +312,34 @@ def test_ab_bins_loss_is_the_cross_entropy_of_each_pixels_true_bin() -> None:
         paired_loss(y, y, "ab-bins")  # an image where logits belong
 
 
+def test_ab_bins_mean_weight_adds_the_squared_error_of_the_distributions_mean() -> None:
+    torch.manual_seed(0)
+    y = torch.rand(2, 3, 8, 8) * 2 - 1
+    truth = rgb_to_lab((y + 1) / 2)[:, 1:]
+    centers = ab_bin_centers()
+    logits = torch.randn(2, 484, 8, 8, requires_grad=True)
+    mean = ab_from_bin_logits(logits, centers, 1.0)
+    ce = paired_loss(logits, y, "ab-bins")
+    both = paired_loss(logits, y, "ab-bins", mean_weight=3.0)
+    expected = 3.0 * ((mean - truth) / AB_SCALE).square().mean()
+    assert (both - ce).item() == pytest.approx(expected.item(), rel=1e-4)
+    # Its gradient moves the decoded colour towards the truth: one step on the scores shrinks its error
+    # (the cross-entropy alone pushes one bin up, which need not).
+    (paired_loss(logits, y, "ab-bins", mean_weight=1e4) - ce).backward()
+    with torch.no_grad():
+        stepped = ab_from_bin_logits(logits - 0.5 * logits.grad / logits.grad.abs().max(), centers, 1.0)
+        assert (stepped - truth).square().mean() < (mean - truth).square().mean()
+    # Weighted pixels: a pixel with weight 0 counts in neither term.
+    left = torch.zeros(2, 1, 8, 8)
+    left[..., :4] = 1.0
+    half = paired_loss(logits[..., :4], y[..., :4], "ab-bins", mean_weight=3.0)
+    weighted = paired_loss(logits, y, "ab-bins", pixel_weights=left, mean_weight=3.0)
+    assert weighted.item() == pytest.approx(half.item(), rel=1e-5)
+    for kind, weight in (("ab-huber", 1.0), ("ab-bins", -1.0)):
+        with pytest.raises(ValueError, match="mean_weight"):
+            paired_loss(logits, y, kind, mean_weight=weight)
+
+
 def test_fresh_ab_bins_run_starts_its_output_layer_at_the_colour_prior(data_dir: Path, tmp_path: Path) -> None:
     config = _config(
         data_dir, tmp_path / "bins", steps=1, paired_loss="ab-bins", paired_weight=1.0, adv_weight=0.0,
@@ -816,6 +844,8 @@ def test_example_script_help_lists_every_config_field() -> None:
         (dict(paired_loss="ab-bins", paired_weight=1.0), "ab-bins"),
         (dict(bins_stride=2, paired_weight=1.0, paired_loss="chroma-l2"), "bins_stride"),
         (dict(bins_stride=0), "bins_stride"),
+        (dict(bins_mean_weight=1.0, paired_weight=1.0, paired_loss="chroma-l2"), "bins_mean_weight"),
+        (dict(bins_mean_weight=-1.0), "bins_mean_weight"),
         (dict(paired_loss="ab-bins", paired_weight=1.0, adv_weight=0.0, cycle_weight=0.0), "content_weight"),
     ],
 )
@@ -946,7 +976,7 @@ def test_lite0_bins_run_from_an_ab_model_starts_at_its_colours_and_scores_stride
     parent = Colorizer.from_pretrained(tmp_path / "ab" / "colorizer").generator
     config = _config(
         data_dir, tmp_path / "bins", steps=2, batch_size=2, **{**LITE0_AB_RUN, "paired_loss": "ab-bins"},
-        bins_stride=2, init_from=str(tmp_path / "ab" / "colorizer"),
+        bins_stride=2, bins_mean_weight=1.0, init_from=str(tmp_path / "ab" / "colorizer"),
     )  # fmt: skip
     trainer = Trainer(config, progress=False)
     G = trainer.G_g

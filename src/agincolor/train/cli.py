@@ -50,6 +50,8 @@ _HELP = {
     "rebalance_images": "training photos that estimate the colour prior for --rebalance",
     "bins_stride": "ab-bins only: score every k-th pixel each way (random offset each step), k^2 times less "
     "work in the 484-bin output layer and its cross-entropy",
+    "bins_mean_weight": "ab-bins only: add this many times the squared error of the predicted distribution's mean "
+    "(the colour a temperature-1 Colorizer shows, in units of 110 CIELAB) to the cross-entropy; 0 off",
     "base_channels": "generator stem width (bottleneck is 4x)",
     "num_blocks": "residual blocks in encoder and decoder",
     "num_groups": "group-norm groups in AGIN and GroupInstanceNorm",

@@ -61,6 +61,9 @@ class TrainConfig:
     training photos), to counter the drift of a regression towards brown. ``bins_stride`` k > 1 (ab-bins
     only) scores every k-th pixel each way, at a random offset each step: the 484-bin output layer and its
     cross-entropy, most of a step's cost at full resolution, then take k² times less work.
+    ``bins_mean_weight`` > 0 (ab-bins only) adds that many times the squared error of the predicted
+    distribution's mean, the colour a temperature-1 Colorizer shows (see ``mean_weight`` of
+    :func:`agincolor.train.losses.paired_loss`).
     With ``cycle_weight`` = 0 the reverse generator G_c and its discriminator D_g serve no term, so they
     are not built (a pix2pix-like setting that trains three times faster). With ``adv_weight`` = 0 no
     discriminator is built at all: with the paired term this is plain supervised regression, one
@@ -109,6 +112,7 @@ class TrainConfig:
     rebalance: float = 0.0
     rebalance_images: int = 2000
     bins_stride: int = 1
+    bins_mean_weight: float = 0.0
     # Generator (both directions share the architecture).
     base_channels: int = 64
     num_blocks: int = 4
@@ -214,6 +218,10 @@ class TrainConfig:
             raise ValueError(f"bins_stride {self.bins_stride} is for the ab-bins paired loss, not {self.paired_loss!r}")
         if self.rebalance < 0:
             raise ValueError(f"rebalance must be >= 0, got {self.rebalance}")
+        if isinstance(self.bins_mean_weight, bool) or not isinstance(self.bins_mean_weight, (int, float)) or not self.bins_mean_weight >= 0:
+            raise ValueError(f"bins_mean_weight must be a number >= 0, got {self.bins_mean_weight!r}")
+        if self.bins_mean_weight > 0 and self.paired_loss not in BIN_LOSSES:
+            raise ValueError(f"bins_mean_weight {self.bins_mean_weight} is for the ab-bins paired loss, not {self.paired_loss!r}")
         if self.rebalance > 0 and self.paired_weight == 0:
             raise ValueError("rebalance weights the paired term; it needs paired_weight > 0")
         for name in ("time_budget", "snapshot_every"):

@@ -14,7 +14,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..color import AB_BIN_SIZE, AB_LIMIT, ab_bin_count, ab_bin_index, lab_to_rgb, rgb_to_lab
+from ..color import AB_BIN_SIZE, AB_LIMIT, ab_bin_centers, ab_bin_count, ab_bin_index, lab_to_rgb, rgb_to_lab
 from ..discriminator import DiscriminatorOutput
 from ..generator import AB_SCALE
 
@@ -105,6 +105,7 @@ def paired_loss(
     original: torch.Tensor,
     kind: str = "rgb-l1",
     pixel_weights: torch.Tensor | None = None,
+    mean_weight: float = 0.0,
 ) -> torch.Tensor:
     """Our supervised addition (DESIGN.md): the error of G_g(gray(y)) against its colour original y.
 
@@ -119,7 +120,10 @@ def paired_loss(
       ``(N, Q, H, W)`` logits over the :func:`~agincolor.color.ab_bin_centers` grid (``Q`` = 484 bins of
       10x10 CIELAB units), and the loss is the cross-entropy against the bin of each pixel's true ab. It
       learns a distribution over colours instead of their average, so an unsure pixel is not pulled to a
-      brown mean; the Colorizer decodes it with an annealed mean.
+      brown mean; the Colorizer decodes it with an annealed mean. ``mean_weight`` > 0 adds that many
+      times the squared error of the distribution's plain mean (the temperature-1 decoding), in units of
+      :data:`~agincolor.generator.AB_SCALE`: the cross-entropy alone never sees how far off the colour
+      the Colorizer shows is, and the squared error is what PSNR measures.
 
     - ``"ab-huber"``, ``"ab-l2"``: ``colorized`` is a ``head="ab"`` generator's ``(N, 2, H, W)`` output,
       CIELAB a*, b* over :data:`~agincolor.generator.AB_SCALE`, compared with y's own ab by a Huber loss
@@ -141,6 +145,8 @@ def paired_loss(
         )
     if kind not in PAIRED_LOSSES:
         raise ValueError(f"unknown paired loss {kind!r}; choose one of {', '.join(PAIRED_LOSSES)}")
+    if not mean_weight >= 0 or (mean_weight > 0 and kind not in BIN_LOSSES):
+        raise ValueError(f"mean_weight must be >= 0, and above 0 only for ab-bins; got {mean_weight!r} with {kind!r}")
     if kind == "rgb-l1":
         return _weighted_mean((colorized.float() - original.float()).abs(), pixel_weights)
     if kind == "ab-bins":
@@ -152,7 +158,13 @@ def paired_loss(
             )
         target = _ab_bin_index(original, AB_BIN_SIZE, AB_LIMIT)
         error = F.cross_entropy(colorized.float(), target, reduction="none").unsqueeze(1)
-        return _weighted_mean(error, pixel_weights)
+        loss = _weighted_mean(error, pixel_weights)
+        if mean_weight > 0:
+            centers = ab_bin_centers(AB_BIN_SIZE, AB_LIMIT).to(colorized.device) / AB_SCALE
+            mean = torch.einsum("nqhw,qc->nchw", torch.softmax(colorized.float(), dim=1), centers)
+            truth = rgb_to_lab((original.float() + 1) / 2)[:, 1:] / AB_SCALE
+            loss = loss + mean_weight * _weighted_mean((mean - truth).square(), pixel_weights)
+        return loss
     if kind in AB_LOSSES:
         if colorized.dim() != 4 or colorized.shape[1] != 2 or colorized.shape[2:] != original.shape[2:]:
             raise ValueError(

@@ -567,7 +567,9 @@ class Trainer:
                     branch["g_cycle"] = (cfg.cycle_weight, L.cycle_loss(F_(fake.image).image, source))
                 if self.paired and G is G_g:
                     weights = self.rebalance(target) if self.rebalance is not None else None
-                    paired = L.paired_loss(fake.image, target, cfg.paired_loss, pixel_weights=weights)
+                    paired = L.paired_loss(
+                        fake.image, target, cfg.paired_loss, pixel_weights=weights, mean_weight=cfg.bins_mean_weight
+                    )
                     branch["g_paired"] = (cfg.paired_weight, paired)
             backward(branch)
             fakes.append(fake.image.detach())
