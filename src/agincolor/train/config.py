@@ -218,10 +218,13 @@ class TrainConfig:
             raise ValueError(f"bins_stride {self.bins_stride} is for the ab-bins paired loss, not {self.paired_loss!r}")
         if self.rebalance < 0:
             raise ValueError(f"rebalance must be >= 0, got {self.rebalance}")
-        if isinstance(self.bins_mean_weight, bool) or not isinstance(self.bins_mean_weight, (int, float)) or not self.bins_mean_weight >= 0:
-            raise ValueError(f"bins_mean_weight must be a number >= 0, got {self.bins_mean_weight!r}")
-        if self.bins_mean_weight > 0 and self.paired_loss not in BIN_LOSSES:
-            raise ValueError(f"bins_mean_weight {self.bins_mean_weight} is for the ab-bins paired loss, not {self.paired_loss!r}")
+        mean_weight = self.bins_mean_weight
+        if isinstance(mean_weight, bool) or not isinstance(mean_weight, (int, float)) or not mean_weight >= 0:
+            raise ValueError(f"bins_mean_weight must be a number >= 0, got {mean_weight!r}")
+        if mean_weight > 0 and self.paired_loss not in BIN_LOSSES:
+            raise ValueError(
+                f"bins_mean_weight {mean_weight} is for the ab-bins paired loss, not {self.paired_loss!r}"
+            )
         if self.rebalance > 0 and self.paired_weight == 0:
             raise ValueError("rebalance weights the paired term; it needs paired_weight > 0")
         for name in ("time_budget", "snapshot_every"):

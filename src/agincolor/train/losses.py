@@ -14,7 +14,16 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..color import AB_BIN_SIZE, AB_LIMIT, ab_bin_centers, ab_bin_count, ab_bin_index, lab_to_rgb, rgb_to_lab
+from ..color import (
+    AB_BIN_SIZE,
+    AB_LIMIT,
+    ab_bin_centers,
+    ab_bin_count,
+    ab_bin_index,
+    ab_from_bin_logits,
+    lab_to_rgb,
+    rgb_to_lab,
+)
 from ..discriminator import DiscriminatorOutput
 from ..generator import AB_SCALE
 
@@ -160,10 +169,9 @@ def paired_loss(
         error = F.cross_entropy(colorized.float(), target, reduction="none").unsqueeze(1)
         loss = _weighted_mean(error, pixel_weights)
         if mean_weight > 0:
-            centers = ab_bin_centers(AB_BIN_SIZE, AB_LIMIT).to(colorized.device) / AB_SCALE
-            mean = torch.einsum("nqhw,qc->nchw", torch.softmax(colorized.float(), dim=1), centers)
-            truth = rgb_to_lab((original.float() + 1) / 2)[:, 1:] / AB_SCALE
-            loss = loss + mean_weight * _weighted_mean((mean - truth).square(), pixel_weights)
+            mean = ab_from_bin_logits(colorized.float(), ab_bin_centers(AB_BIN_SIZE, AB_LIMIT), 1.0)
+            truth = rgb_to_lab((original.float() + 1) / 2)[:, 1:]
+            loss = loss + mean_weight * _weighted_mean(((mean - truth) / AB_SCALE).square(), pixel_weights)
         return loss
     if kind in AB_LOSSES:
         if colorized.dim() != 4 or colorized.shape[1] != 2 or colorized.shape[2:] != original.shape[2:]:
