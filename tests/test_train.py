@@ -26,7 +26,7 @@ from agincolor import AGIN, Colorizer, GroupInstanceNorm
 from agincolor.color import ab_bin_centers, ab_bin_index, ab_from_bin_logits, lab_to_rgb, rgb_to_lab
 from agincolor.generator import AB_SCALE
 from agincolor.train import CHECKPOINT_NAME, TrainConfig, Trainer, export_generator, to_gray
-from agincolor.train.losses import ChromaRebalance, paired_loss
+from agincolor.train.losses import ChromaRebalance, paired_loss, soft_bin_targets
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
@@ -338,6 +338,55 @@ def test_ab_bins_mean_weight_adds_the_squared_error_of_the_distributions_mean() 
     for kind, weight in (("ab-huber", 1.0), ("ab-bins", -1.0)):
         with pytest.raises(ValueError, match="mean_weight"):
             paired_loss(logits, y, kind, mean_weight=weight)
+
+
+def test_soft_bin_targets_centre_on_the_true_colour_and_shrink_to_its_bin() -> None:
+    torch.manual_seed(0)
+    ab = (torch.rand(2, 2, 6, 6) * 2 - 1) * 100
+    ab[0, :, 0, 0] = torch.tensor([109.9, -109.9])  # a grid corner: neighbours off the grid get nothing
+    centers = ab_bin_centers()
+    index, weight = soft_bin_targets(ab, 5.0)
+    assert index.shape == weight.shape == (2, 9, 6, 6)
+    assert torch.allclose(weight.sum(dim=1), torch.ones(2, 6, 6))
+    assert int(index.min()) >= 0 and int(index.max()) < 484
+    assert float(weight[0, :, 0, 0].count_nonzero()) == 4
+    # The target's mean lies near the true colour, far nearer than the one bin's centre (up to 5 units
+    # per axis away); its home bin carries the most weight.
+    mean = (weight.unsqueeze(-1) * centers[index]).sum(dim=1).permute(0, 3, 1, 2)
+    home = ab_bin_index(ab)
+    hard = centers[home].permute(0, 3, 1, 2)
+    inside = (ab.abs() < 100).all(dim=1, keepdim=True).expand_as(ab)
+    assert (mean - ab)[inside].abs().mean() < 0.5 * (hard - ab)[inside].abs().mean()
+    assert torch.equal(index.gather(1, weight.argmax(dim=1, keepdim=True)).squeeze(1), home)
+    # A tiny sigma is the hard target: all weight on the home bin (no underflow to an empty target).
+    index, weight = soft_bin_targets(ab, 0.01)
+    assert torch.allclose((weight * (index == home.unsqueeze(1))).sum(dim=1), torch.ones(2, 6, 6), atol=1e-3)
+    with pytest.raises(ValueError, match="sigma"):
+        soft_bin_targets(ab, 0.0)
+
+
+def test_ab_bins_soft_sigma_scores_the_soft_target() -> None:
+    torch.manual_seed(0)
+    y = torch.rand(2, 3, 8, 8) * 2 - 1
+    logits = torch.randn(2, 484, 8, 8)
+    assert paired_loss(logits, y, "ab-bins", soft_sigma=0.01).item() == pytest.approx(
+        paired_loss(logits, y, "ab-bins").item(), rel=1e-6
+    )
+    index, weight = soft_bin_targets(rgb_to_lab((y + 1) / 2)[:, 1:], 5.0)
+    # Scores that are the soft target's own log-probabilities reach its minimum, its entropy; the hard
+    # target's scores, all on the home bin, pay for the neighbours they leave out.
+    matched = torch.full((2, 484, 8, 8), -30.0).scatter_(1, index, weight.clamp_min(1e-12).log())
+    entropy = -(weight * weight.clamp_min(1e-12).log()).sum(dim=1).mean()
+    assert paired_loss(matched, y, "ab-bins", soft_sigma=5.0).item() == pytest.approx(entropy.item(), abs=1e-4)
+    home = torch.full((2, 484, 8, 8), -30.0).scatter_(1, ab_bin_index(rgb_to_lab((y + 1) / 2)[:, 1:])[:, None], 0.0)
+    assert paired_loss(home, y, "ab-bins", soft_sigma=5.0) > paired_loss(matched, y, "ab-bins", soft_sigma=5.0) + 1
+    left = torch.zeros(2, 1, 8, 8)
+    left[..., :4] = 1.0
+    half = paired_loss(logits[..., :4], y[..., :4], "ab-bins", soft_sigma=5.0)
+    assert paired_loss(logits, y, "ab-bins", pixel_weights=left, soft_sigma=5.0).item() == pytest.approx(half.item())
+    for kind, sigma in (("ab-huber", 5.0), ("ab-bins", -1.0)):
+        with pytest.raises(ValueError, match="soft_sigma"):
+            paired_loss(logits, y, kind, soft_sigma=sigma)
 
 
 def test_fresh_ab_bins_run_starts_its_output_layer_at_the_colour_prior(data_dir: Path, tmp_path: Path) -> None:
@@ -846,6 +895,8 @@ def test_example_script_help_lists_every_config_field() -> None:
         (dict(bins_stride=0), "bins_stride"),
         (dict(bins_mean_weight=1.0, paired_weight=1.0, paired_loss="chroma-l2"), "bins_mean_weight"),
         (dict(bins_mean_weight=-1.0), "bins_mean_weight"),
+        (dict(bins_soft_sigma=5.0, paired_weight=1.0, paired_loss="chroma-l2"), "bins_soft_sigma"),
+        (dict(bins_soft_sigma=-1.0), "bins_soft_sigma"),
         (dict(paired_loss="ab-bins", paired_weight=1.0, adv_weight=0.0, cycle_weight=0.0), "content_weight"),
     ],
 )
@@ -976,7 +1027,7 @@ def test_lite0_bins_run_from_an_ab_model_starts_at_its_colours_and_scores_stride
     parent = Colorizer.from_pretrained(tmp_path / "ab" / "colorizer").generator
     config = _config(
         data_dir, tmp_path / "bins", steps=2, batch_size=2, **{**LITE0_AB_RUN, "paired_loss": "ab-bins"},
-        bins_stride=2, bins_mean_weight=1.0, init_from=str(tmp_path / "ab" / "colorizer"),
+        bins_stride=2, bins_mean_weight=1.0, bins_soft_sigma=5.0, init_from=str(tmp_path / "ab" / "colorizer"),
     )  # fmt: skip
     trainer = Trainer(config, progress=False)
     G = trainer.G_g

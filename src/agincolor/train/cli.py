@@ -52,6 +52,8 @@ _HELP = {
     "work in the 484-bin output layer and its cross-entropy",
     "bins_mean_weight": "ab-bins only: add this many times the squared error of the predicted distribution's mean "
     "(the colour a temperature-1 Colorizer shows, in units of 110 CIELAB) to the cross-entropy; 0 off",
+    "bins_soft_sigma": "ab-bins only: soft targets, the 3x3 bins around each pixel's true colour weighted by a "
+    "Gaussian of this many CIELAB units (Zhang et al. use 5); 0: its one bin",
     "base_channels": "generator stem width (bottleneck is 4x)",
     "num_blocks": "residual blocks in encoder and decoder",
     "num_groups": "group-norm groups in AGIN and GroupInstanceNorm",

@@ -36,6 +36,7 @@ __all__ = [
     "cam_source_loss",
     "cam_target_loss",
     "paired_loss",
+    "soft_bin_targets",
     "PAIRED_LOSSES",
     "BIN_LOSSES",
     "AB_LOSSES",
@@ -115,6 +116,7 @@ def paired_loss(
     kind: str = "rgb-l1",
     pixel_weights: torch.Tensor | None = None,
     mean_weight: float = 0.0,
+    soft_sigma: float = 0.0,
 ) -> torch.Tensor:
     """Our supervised addition (DESIGN.md): the error of G_g(gray(y)) against its colour original y.
 
@@ -132,7 +134,11 @@ def paired_loss(
       brown mean; the Colorizer decodes it with an annealed mean. ``mean_weight`` > 0 adds that many
       times the squared error of the distribution's plain mean (the temperature-1 decoding), in units of
       :data:`~agincolor.generator.AB_SCALE`: the cross-entropy alone never sees how far off the colour
-      the Colorizer shows is, and the squared error is what PSNR measures.
+      the Colorizer shows is, and the squared error is what PSNR measures. ``soft_sigma`` > 0 replaces
+      the one bin of each pixel by a soft target (Zhang et al.'s soft encoding): the 3x3 bins around
+      it, weighted by a Gaussian of ``soft_sigma`` CIELAB units of their centres' distance to the true
+      ab (see :func:`soft_bin_targets`). Its mean lies near the true colour rather than on its bin's
+      centre, and nearby colours are no longer scored as wrong as far ones.
 
     - ``"ab-huber"``, ``"ab-l2"``: ``colorized`` is a ``head="ab"`` generator's ``(N, 2, H, W)`` output,
       CIELAB a*, b* over :data:`~agincolor.generator.AB_SCALE`, compared with y's own ab by a Huber loss
@@ -156,6 +162,8 @@ def paired_loss(
         raise ValueError(f"unknown paired loss {kind!r}; choose one of {', '.join(PAIRED_LOSSES)}")
     if not mean_weight >= 0 or (mean_weight > 0 and kind not in BIN_LOSSES):
         raise ValueError(f"mean_weight must be >= 0, and above 0 only for ab-bins; got {mean_weight!r} with {kind!r}")
+    if not soft_sigma >= 0 or (soft_sigma > 0 and kind not in BIN_LOSSES):
+        raise ValueError(f"soft_sigma must be >= 0, and above 0 only for ab-bins; got {soft_sigma!r} with {kind!r}")
     if kind == "rgb-l1":
         return _weighted_mean((colorized.float() - original.float()).abs(), pixel_weights)
     if kind == "ab-bins":
@@ -165,12 +173,17 @@ def paired_loss(
                 f"the ab-bins loss needs logits of shape (N, {bins}, H, W) = "
                 f"{(original.shape[0], bins, *original.shape[2:])}, got {tuple(colorized.shape)}"
             )
-        target = _ab_bin_index(original, AB_BIN_SIZE, AB_LIMIT)
-        error = F.cross_entropy(colorized.float(), target, reduction="none").unsqueeze(1)
+        truth = rgb_to_lab(((original.float() + 1) / 2).clamp(0, 1))[:, 1:]
+        if soft_sigma > 0:
+            index, weight = soft_bin_targets(truth, soft_sigma)
+            log_p = F.log_softmax(colorized.float(), dim=1).gather(1, index)
+            error = -(weight * log_p).sum(dim=1, keepdim=True)
+        else:
+            target = ab_bin_index(truth, AB_BIN_SIZE, AB_LIMIT)
+            error = F.cross_entropy(colorized.float(), target, reduction="none").unsqueeze(1)
         loss = _weighted_mean(error, pixel_weights)
         if mean_weight > 0:
             mean = ab_from_bin_logits(colorized.float(), ab_bin_centers(AB_BIN_SIZE, AB_LIMIT), 1.0)
-            truth = rgb_to_lab((original.float() + 1) / 2)[:, 1:]
             loss = loss + mean_weight * _weighted_mean(((mean - truth) / AB_SCALE).square(), pixel_weights)
         return loss
     if kind in AB_LOSSES:
@@ -191,6 +204,34 @@ def paired_loss(
     joined = lab_to_rgb(torch.cat([truth_lab[:, :1], rgb_to_lab(pred)[:, 1:]], dim=1), clip=True)
     diff = joined - truth
     return _weighted_mean(diff.square() if kind == "chroma-l2" else diff.abs(), pixel_weights)
+
+
+def soft_bin_targets(
+    ab: torch.Tensor, sigma: float, bin_size: float = AB_BIN_SIZE, limit: float = AB_LIMIT
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Soft ab-bin targets: ``(N, 2, H, W)`` CIELAB ab -> flat bin indices and weights, each ``(N, 9, H, W)``.
+
+    The bin that holds each pixel's ab and its eight neighbours on the grid, each weighted by
+    ``exp(-d^2 / (2 sigma^2))`` of the distance ``d`` from its centre to the ab, normalised to sum to 1.
+    Neighbours off the grid get weight 0 (their index is clamped to a valid bin). As ``sigma`` falls
+    towards 0 the target becomes the one bin of :func:`~agincolor.color.ab_bin_index`.
+    """
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma!r}")
+    bins = ab_bin_count(bin_size, limit)
+    ab = ab.float().clamp(-limit, limit)
+    home = ((ab + limit) / bin_size).floor().clamp(0, bins - 1)  # (N, 2, H, W)
+    steps = torch.tensor([-1.0, 0.0, 1.0], device=ab.device)
+    da, db = torch.meshgrid(steps, steps, indexing="ij")
+    offsets = torch.stack([da.flatten(), db.flatten()]).view(2, 9, 1, 1)  # (2, 9, 1, 1)
+    cells = home.unsqueeze(2) + offsets  # (N, 2, 9, H, W)
+    inside = ((cells >= 0) & (cells <= bins - 1)).all(dim=1)  # (N, 9, H, W)
+    centres = cells * bin_size - limit + bin_size / 2
+    distance2 = (centres - ab.unsqueeze(2)).square().sum(dim=1)
+    # A softmax of the Gaussian's exponent: the same weights, without underflow when sigma is small.
+    weight = torch.softmax((-distance2 / (2 * sigma**2)).masked_fill(~inside, float("-inf")), dim=1)
+    cells = cells.clamp(0, bins - 1).long()
+    return cells[:, 0] * bins + cells[:, 1], weight
 
 
 def _weighted_mean(error: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:

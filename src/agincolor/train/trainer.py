@@ -568,7 +568,12 @@ class Trainer:
                 if self.paired and G is G_g:
                     weights = self.rebalance(target) if self.rebalance is not None else None
                     paired = L.paired_loss(
-                        fake.image, target, cfg.paired_loss, pixel_weights=weights, mean_weight=cfg.bins_mean_weight
+                        fake.image,
+                        target,
+                        cfg.paired_loss,
+                        pixel_weights=weights,
+                        mean_weight=cfg.bins_mean_weight,
+                        soft_sigma=cfg.bins_soft_sigma,
                     )
                     branch["g_paired"] = (cfg.paired_weight, paired)
             backward(branch)
