@@ -3,7 +3,9 @@
 For choosing models on sources held out of training: one row per model and folder, plus a pooled row
 over the folders named by ``--pooled`` (chroma recalls pooled over all their pixels, PSNR averaged over
 all their photos). ``--limit N`` takes N photos spread evenly over each folder's sorted list (every k-th),
-not its first N, so a folder sorted by class is still sampled across classes.
+not its first N, so a folder sorted by class is still sampled across classes. ``--min-gray-psnr DB``
+then keeps only the photos whose gray input already scores at least DB dB against the truth: the muted
+ones (overcast streets, snow, faded photos), where a wrong colour costs more than the colour it restores.
 
     python scripts/evaluate_sources.py --model src/agincolor/pretrained --model runs/x/colorizer \\
         --folder val=../shared/data/val/bsds500 --folder portraits=../shared/data/train/portraits \\
@@ -20,10 +22,11 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from agincolor import Colorizer
-from agincolor.evaluate import evaluate, list_images
+from agincolor.evaluate import _capped_psnr, _load_256, evaluate, list_images
 
 
 def spread(files: list[Path], limit: int | None) -> list[Path]:
@@ -31,6 +34,22 @@ def spread(files: list[Path], limit: int | None) -> list[Path]:
         return files
     step = len(files) / limit
     return [files[int(i * step)] for i in range(limit)]
+
+
+def muted(files: list[Path], min_gray_psnr: float) -> list[Path]:
+    """The photos whose gray input (the protocol's: 256x256, PIL's ``convert("L")``) scores at least
+    ``min_gray_psnr`` dB against the photo itself; unreadable files are left for ``evaluate`` to report."""
+    kept = []
+    for path in files:
+        try:
+            rgb = _load_256(path)
+        except Exception:
+            kept.append(path)
+            continue
+        truth = np.asarray(rgb)
+        if _capped_psnr(np.asarray(rgb.convert("L").convert("RGB")), truth) >= min_gray_psnr:
+            kept.append(path)
+    return kept
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--temperature", type=float, action="append", help="for an ab-bins model: one or more annealed-mean temperatures"
     )
+    parser.add_argument(
+        "--min-gray-psnr",
+        type=float,
+        default=None,
+        help="keep only photos whose gray input scores at least this many dB (the muted ones)",
+    )
     parser.add_argument("--size", type=int, default=None, help="working size (default: the model's own)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None, help="also write every result to this file")
@@ -54,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         if not sep:
             parser.error(f"--folder takes NAME=DIR, got {item!r}")
         folders[name] = spread(list_images(path), args.limit)
+        if args.min_gray_psnr is not None:
+            folders[name] = muted(folders[name], args.min_gray_psnr)
+            if not folders[name]:
+                parser.error(f"no photo of {name} has a gray input of at least {args.min_gray_psnr} dB")
     pooled = [p for p in args.pooled.split(",") if p]
     unknown = [p for p in pooled if p not in folders]
     if unknown:
