@@ -220,18 +220,18 @@ def soft_bin_targets(
         raise ValueError(f"sigma must be > 0, got {sigma!r}")
     bins = ab_bin_count(bin_size, limit)
     ab = ab.float().clamp(-limit, limit)
-    home = ((ab + limit) / bin_size).floor().clamp(0, bins - 1)  # (N, 2, H, W)
-    steps = torch.tensor([-1.0, 0.0, 1.0], device=ab.device)
+    home = ab_bin_index(ab, bin_size, limit)  # (N, H, W), the hard target
+    steps = torch.tensor([-1, 0, 1], device=ab.device)
     da, db = torch.meshgrid(steps, steps, indexing="ij")
-    offsets = torch.stack([da.flatten(), db.flatten()]).view(2, 9, 1, 1)  # (2, 9, 1, 1)
-    cells = home.unsqueeze(2) + offsets  # (N, 2, 9, H, W)
-    inside = ((cells >= 0) & (cells <= bins - 1)).all(dim=1)  # (N, 9, H, W)
-    centres = cells * bin_size - limit + bin_size / 2
-    distance2 = (centres - ab.unsqueeze(2)).square().sum(dim=1)
+    rows = (home // bins).unsqueeze(1) + da.flatten().view(1, 9, 1, 1)  # (N, 9, H, W)
+    cols = (home % bins).unsqueeze(1) + db.flatten().view(1, 9, 1, 1)
+    inside = (rows >= 0) & (rows < bins) & (cols >= 0) & (cols < bins)
+    index = rows.clamp(0, bins - 1) * bins + cols.clamp(0, bins - 1)
+    centres = ab_bin_centers(bin_size, limit).to(ab.device)[index]  # (N, 9, H, W, 2)
+    distance2 = (centres - ab.permute(0, 2, 3, 1).unsqueeze(1)).square().sum(dim=-1)
     # A softmax of the Gaussian's exponent: the same weights, without underflow when sigma is small.
     weight = torch.softmax((-distance2 / (2 * sigma**2)).masked_fill(~inside, float("-inf")), dim=1)
-    cells = cells.clamp(0, bins - 1).long()
-    return cells[:, 0] * bins + cells[:, 1], weight
+    return index, weight
 
 
 def _weighted_mean(error: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
