@@ -26,7 +26,7 @@ from agincolor import AGIN, Colorizer, GroupInstanceNorm
 from agincolor.color import ab_bin_centers, ab_bin_index, ab_from_bin_logits, lab_to_rgb, rgb_to_lab
 from agincolor.generator import AB_SCALE
 from agincolor.train import CHECKPOINT_NAME, TrainConfig, Trainer, export_generator, to_gray
-from agincolor.train.losses import ChromaRebalance, paired_loss, soft_bin_targets
+from agincolor.train.losses import ChromaRebalance, decibel_error, paired_loss, soft_bin_targets
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
@@ -338,6 +338,42 @@ def test_ab_bins_mean_weight_adds_the_squared_error_of_the_distributions_mean() 
     for kind, weight in (("ab-huber", 1.0), ("ab-bins", -1.0)):
         with pytest.raises(ValueError, match="mean_weight"):
             paired_loss(logits, y, kind, mean_weight=weight)
+
+
+def test_decibel_error_is_each_photos_log_scale_chroma_error() -> None:
+    truth = torch.zeros(2, 2, 4, 4)
+    ab = truth.clone()
+    ab[0, 0] = 3.0  # photo 0: 3 units off in a* everywhere, squared distance 9
+    ab[1, 0, :, :2] = 20.0  # photo 1: 20 units off on half its pixels, mean squared distance 200
+    got = decibel_error(ab, truth)
+    assert got.shape == (2,)
+    assert got.tolist() == pytest.approx([10 * math.log10(10.0), 10 * math.log10(201.0)], rel=1e-6)
+    assert decibel_error(truth, truth).tolist() == [0.0, 0.0]  # an exact photo is finite: 10 log10(1)
+    # Weighted pixels: photo 1 scored on its wrong half only.
+    left = torch.zeros(2, 1, 4, 4)
+    left[..., :2] = 1.0
+    assert decibel_error(ab, truth, left)[1].item() == pytest.approx(10 * math.log10(401.0), rel=1e-6)
+
+
+def test_ab_bins_decibel_weight_weighs_a_near_gray_photos_error_by_how_little_colour_it_had() -> None:
+    torch.manual_seed(0)
+    y = torch.rand(2, 3, 8, 8) * 2 - 1
+    truth = rgb_to_lab((y + 1) / 2)[:, 1:]
+    logits = torch.randn(2, 484, 8, 8)
+    mean = ab_from_bin_logits(logits, ab_bin_centers(), 1.0)
+    ce = paired_loss(logits, y, "ab-bins")
+    both = paired_loss(logits, y, "ab-bins", decibel_weight=0.5)
+    assert (both - ce).item() == pytest.approx(0.5 * decibel_error(mean, truth).mean().item(), rel=1e-4)
+    # Photo 0 is 2 units off, photo 1 is 20 off: a squared error pulls ten times harder on photo 1, the
+    # decibel error eight times harder on photo 0 (2 * 2 / (1 + 4) against 2 * 20 / (1 + 400)).
+    offset = torch.tensor([2.0, 20.0]).view(2, 1, 1, 1).expand(2, 1, 8, 8)
+    ab = torch.cat([offset, torch.zeros_like(offset)], dim=1).requires_grad_(True)
+    decibel_error(ab, torch.zeros(2, 2, 8, 8)).sum().backward()
+    pull = ab.grad[:, 0].abs().mean(dim=(1, 2))
+    assert (pull[0] / pull[1]).item() == pytest.approx((4 / 5) / (40 / 401), rel=1e-4)
+    for kind, weight in (("ab-huber", 1.0), ("ab-bins", -1.0)):
+        with pytest.raises(ValueError, match="decibel_weight"):
+            paired_loss(logits, y, kind, decibel_weight=weight)
 
 
 def test_soft_bin_targets_centre_on_the_true_colour_and_shrink_to_its_bin() -> None:
@@ -897,6 +933,8 @@ def test_example_script_help_lists_every_config_field() -> None:
         (dict(bins_mean_weight=-1.0), "bins_mean_weight"),
         (dict(bins_soft_sigma=5.0, paired_weight=1.0, paired_loss="chroma-l2"), "bins_soft_sigma"),
         (dict(bins_soft_sigma=-1.0), "bins_soft_sigma"),
+        (dict(bins_decibel_weight=0.1, paired_weight=1.0, paired_loss="chroma-l2"), "bins_decibel_weight"),
+        (dict(bins_decibel_weight=-1.0), "bins_decibel_weight"),
         (dict(paired_loss="ab-bins", paired_weight=1.0, adv_weight=0.0, cycle_weight=0.0), "content_weight"),
     ],
 )
@@ -1027,7 +1065,8 @@ def test_lite0_bins_run_from_an_ab_model_starts_at_its_colours_and_scores_stride
     parent = Colorizer.from_pretrained(tmp_path / "ab" / "colorizer").generator
     config = _config(
         data_dir, tmp_path / "bins", steps=2, batch_size=2, **{**LITE0_AB_RUN, "paired_loss": "ab-bins"},
-        bins_stride=2, bins_mean_weight=1.0, bins_soft_sigma=5.0, init_from=str(tmp_path / "ab" / "colorizer"),
+        bins_stride=2, bins_mean_weight=1.0, bins_soft_sigma=5.0, bins_decibel_weight=0.1,
+        init_from=str(tmp_path / "ab" / "colorizer"),
     )  # fmt: skip
     trainer = Trainer(config, progress=False)
     G = trainer.G_g

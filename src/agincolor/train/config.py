@@ -65,7 +65,9 @@ class TrainConfig:
     distribution's mean, the colour a temperature-1 Colorizer shows (see ``mean_weight`` of
     :func:`agincolor.train.losses.paired_loss`). ``bins_soft_sigma`` > 0 (ab-bins only) trains on soft
     targets, the 3x3 bins around each pixel's colour weighted by a Gaussian of that many CIELAB units
-    (``soft_sigma`` of the same function), instead of its one bin.
+    (``soft_sigma`` of the same function), instead of its one bin. ``bins_decibel_weight`` > 0 (ab-bins
+    only) adds that many times the photos' mean chroma error in decibels, the log-scale error PSNR
+    averages (``decibel_weight`` of the same function).
     With ``cycle_weight`` = 0 the reverse generator G_c and its discriminator D_g serve no term, so they
     are not built (a pix2pix-like setting that trains three times faster). With ``adv_weight`` = 0 no
     discriminator is built at all: with the paired term this is plain supervised regression, one
@@ -116,6 +118,7 @@ class TrainConfig:
     bins_stride: int = 1
     bins_mean_weight: float = 0.0
     bins_soft_sigma: float = 0.0
+    bins_decibel_weight: float = 0.0
     # Generator (both directions share the architecture).
     base_channels: int = 64
     num_blocks: int = 4
@@ -233,6 +236,11 @@ class TrainConfig:
             raise ValueError(f"bins_soft_sigma must be a number >= 0 (0: one bin per pixel), got {sigma!r}")
         if sigma > 0 and self.paired_loss not in BIN_LOSSES:
             raise ValueError(f"bins_soft_sigma {sigma} is for the ab-bins paired loss, not {self.paired_loss!r}")
+        decibel = self.bins_decibel_weight
+        if isinstance(decibel, bool) or not isinstance(decibel, (int, float)) or not decibel >= 0:
+            raise ValueError(f"bins_decibel_weight must be a number >= 0, got {decibel!r}")
+        if decibel > 0 and self.paired_loss not in BIN_LOSSES:
+            raise ValueError(f"bins_decibel_weight {decibel} is for the ab-bins paired loss, not {self.paired_loss!r}")
         if self.rebalance > 0 and self.paired_weight == 0:
             raise ValueError("rebalance weights the paired term; it needs paired_weight > 0")
         for name in ("time_budget", "snapshot_every"):

@@ -37,6 +37,7 @@ __all__ = [
     "cam_target_loss",
     "paired_loss",
     "soft_bin_targets",
+    "decibel_error",
     "PAIRED_LOSSES",
     "BIN_LOSSES",
     "AB_LOSSES",
@@ -117,6 +118,7 @@ def paired_loss(
     pixel_weights: torch.Tensor | None = None,
     mean_weight: float = 0.0,
     soft_sigma: float = 0.0,
+    decibel_weight: float = 0.0,
 ) -> torch.Tensor:
     """Our supervised addition (DESIGN.md): the error of G_g(gray(y)) against its colour original y.
 
@@ -138,7 +140,12 @@ def paired_loss(
       the one bin of each pixel by a soft target (Zhang et al.'s soft encoding): the 3x3 bins around
       it, weighted by a Gaussian of ``soft_sigma`` CIELAB units of their centres' distance to the true
       ab (see :func:`soft_bin_targets`). Its mean lies near the true colour rather than on its bin's
-      centre, and nearby colours are no longer scored as wrong as far ones.
+      centre, and nearby colours are no longer scored as wrong as far ones. ``decibel_weight`` > 0 adds
+      that many times the photos' mean chroma error in decibels, ``10 log10(1 + e)`` with ``e`` a photo's
+      mean squared CIELAB ab distance between the plain mean and the truth (see :func:`decibel_error`):
+      what PSNR averages, a photo's error on a log scale, so a near-gray photo that is painted wrongly
+      weighs in proportion to how little colour it had, where the squared error of ``mean_weight``
+      barely notices it.
 
     - ``"ab-huber"``, ``"ab-l2"``: ``colorized`` is a ``head="ab"`` generator's ``(N, 2, H, W)`` output,
       CIELAB a*, b* over :data:`~agincolor.generator.AB_SCALE`, compared with y's own ab by a Huber loss
@@ -164,6 +171,10 @@ def paired_loss(
         raise ValueError(f"mean_weight must be >= 0, and above 0 only for ab-bins; got {mean_weight!r} with {kind!r}")
     if not soft_sigma >= 0 or (soft_sigma > 0 and kind not in BIN_LOSSES):
         raise ValueError(f"soft_sigma must be >= 0, and above 0 only for ab-bins; got {soft_sigma!r} with {kind!r}")
+    if not decibel_weight >= 0 or (decibel_weight > 0 and kind not in BIN_LOSSES):
+        raise ValueError(
+            f"decibel_weight must be >= 0, and above 0 only for ab-bins; got {decibel_weight!r} with {kind!r}"
+        )
     if kind == "rgb-l1":
         return _weighted_mean((colorized.float() - original.float()).abs(), pixel_weights)
     if kind == "ab-bins":
@@ -182,9 +193,12 @@ def paired_loss(
             target = ab_bin_index(truth, AB_BIN_SIZE, AB_LIMIT)
             error = F.cross_entropy(colorized.float(), target, reduction="none").unsqueeze(1)
         loss = _weighted_mean(error, pixel_weights)
-        if mean_weight > 0:
+        if mean_weight > 0 or decibel_weight > 0:
             mean = ab_from_bin_logits(colorized.float(), ab_bin_centers(AB_BIN_SIZE, AB_LIMIT), 1.0)
+        if mean_weight > 0:
             loss = loss + mean_weight * _weighted_mean(((mean - truth) / AB_SCALE).square(), pixel_weights)
+        if decibel_weight > 0:
+            loss = loss + decibel_weight * decibel_error(mean, truth, pixel_weights).mean()
         return loss
     if kind in AB_LOSSES:
         if colorized.dim() != 4 or colorized.shape[1] != 2 or colorized.shape[2:] != original.shape[2:]:
@@ -232,6 +246,24 @@ def soft_bin_targets(
     # A softmax of the Gaussian's exponent: the same weights, without underflow when sigma is small.
     weight = torch.softmax((-distance2 / (2 * sigma**2)).masked_fill(~inside, float("-inf")), dim=1)
     return index, weight
+
+
+def decibel_error(ab: torch.Tensor, truth: torch.Tensor, pixel_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Each photo's chroma error in decibels: ``10 log10(1 + e)``, ``e`` the mean over its pixels (weighted
+    by ``pixel_weights`` (N, 1, H, W) if given) of the squared CIELAB distance between ``ab`` and ``truth``,
+    both (N, 2, H, W) in CIELAB units. Returns (N,).
+
+    PSNR averages ``-10 log10`` of each photo's error, so an error of 5 units on a nearly gray photo costs
+    as many decibels as one of 50 on a vivid one. The 1 (one CIELAB unit squared) keeps an exact photo
+    finite, as the evaluation's PSNR cap does.
+    """
+    distance = (ab.float() - truth.float()).square().sum(dim=1, keepdim=True)
+    if pixel_weights is None:
+        per_photo = distance.mean(dim=(1, 2, 3))
+    else:
+        w = pixel_weights.float()
+        per_photo = (distance * w).sum(dim=(1, 2, 3)) / w.sum(dim=(1, 2, 3)).clamp_min(1e-12)
+    return 10 * torch.log10(1 + per_photo)
 
 
 def _weighted_mean(error: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:

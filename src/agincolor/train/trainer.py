@@ -574,6 +574,7 @@ class Trainer:
                         pixel_weights=weights,
                         mean_weight=cfg.bins_mean_weight,
                         soft_sigma=cfg.bins_soft_sigma,
+                        decibel_weight=cfg.bins_decibel_weight,
                     )
                     branch["g_paired"] = (cfg.paired_weight, paired)
             backward(branch)
