@@ -55,8 +55,9 @@ _HELP = {
     "bins_soft_sigma": "ab-bins only: soft targets, the 3x3 bins around each pixel's true colour weighted by a "
     "Gaussian of this many CIELAB units (Zhang et al. use 5); 0: its one bin",
     "bins_decibel_weight": "ab-bins only: add this many times the photos' mean chroma error in decibels, "
-    "10 log10(1 + mean squared ab error of the distribution's mean), the log scale PSNR averages, which "
-    "weighs a wrongly painted near-gray photo by how little colour it had; 0 off",
+    "10 log10(1 + mean squared ab error of the distribution's mean), the log scale PSNR averages: halving "
+    "a photo's error gains as much whether it was small or large, so photos with little colour to get "
+    "wrong count as much as vivid ones; 0 off",
     "base_channels": "generator stem width (bottleneck is 4x)",
     "num_blocks": "residual blocks in encoder and decoder",
     "num_groups": "group-norm groups in AGIN and GroupInstanceNorm",

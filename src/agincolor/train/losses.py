@@ -143,9 +143,10 @@ def paired_loss(
       centre, and nearby colours are no longer scored as wrong as far ones. ``decibel_weight`` > 0 adds
       that many times the photos' mean chroma error in decibels, ``10 log10(1 + e)`` with ``e`` a photo's
       mean squared CIELAB ab distance between the plain mean and the truth (see :func:`decibel_error`):
-      what PSNR averages, a photo's error on a log scale, so a near-gray photo that is painted wrongly
-      weighs in proportion to how little colour it had, where the squared error of ``mean_weight``
-      barely notices it.
+      what PSNR averages, a photo's error on a log scale. Each photo pulls in inverse proportion to
+      ``1 + e``, so halving a small error gains as much as halving a large one, and a nearly colourless
+      photo counts as much as a vivid one, where the squared error of ``mean_weight`` is ruled by the
+      photos with the largest errors.
 
     - ``"ab-huber"``, ``"ab-l2"``: ``colorized`` is a ``head="ab"`` generator's ``(N, 2, H, W)`` output,
       CIELAB a*, b* over :data:`~agincolor.generator.AB_SCALE`, compared with y's own ab by a Huber loss
@@ -253,9 +254,10 @@ def decibel_error(ab: torch.Tensor, truth: torch.Tensor, pixel_weights: torch.Te
     by ``pixel_weights`` (N, 1, H, W) if given) of the squared CIELAB distance between ``ab`` and ``truth``,
     both (N, 2, H, W) in CIELAB units. Returns (N,).
 
-    PSNR averages ``-10 log10`` of each photo's error, so an error of 5 units on a nearly gray photo costs
-    as many decibels as one of 50 on a vivid one. The 1 (one CIELAB unit squared) keeps an exact photo
-    finite, as the evaluation's PSNR cap does.
+    PSNR averages ``-10 log10`` of each photo's error, so doubling a photo's ``e`` costs the same 3 dB
+    whether the photo was 2 units off or 20: its gradient is a squared error's divided by ``1 + e`` (and
+    times ``10 / ln 10``). The 1 (one CIELAB unit squared) keeps an exact photo finite, as the
+    evaluation's PSNR cap does.
     """
     distance = (ab.float() - truth.float()).square().sum(dim=1, keepdim=True)
     if pixel_weights is None:
