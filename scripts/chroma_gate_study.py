@@ -184,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         colorizer = Colorizer.from_pretrained(None if args.model == "bundled" else args.model)
         if colorizer.ab_bins is None:
             parser.error("the study needs an ab-bins model (its predicted distribution is one feature set)")
+        if not hasattr(colorizer.generator, "bridge"):
+            parser.error("the study needs a pretrained-encoder generator (its encoder's last stage is one feature set)")
         test = parse_folders(args.test, args.test_limit, parser)
         folders = {**test, **parse_folders(args.fit, args.fit_limit, parser)}
         data = record(colorizer, folders, args.temperature or colorizer.temperature)
