@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaluate_sources import spread  # noqa: E402
+from evaluate_sources import gray_psnr, spread  # noqa: E402
 
 from agincolor import Colorizer  # noqa: E402
 from agincolor import image_processor as ip  # noqa: E402
@@ -53,7 +53,6 @@ def record(colorizer: Colorizer, folders: dict[str, list[Path]], temperature: fl
         G.bridge.register_forward_hook(lambda m, i, o: grab.__setitem__("deep", i[0].detach().mean((2, 3)))),
     ]
     rows: dict[str, list] = {k: [] for k in ("src", "deep", "pooled", "hist", "lum", "gray_psnr", "psnr", "colf", "truth_chroma")}
-    centers = colorizer.ab_centers.float()
     shape = ip.working_shape(EVAL_SIZE, EVAL_SIZE, colorizer.working_size)
     try:
         for name, files in folders.items():
@@ -65,7 +64,7 @@ def record(colorizer: Colorizer, folders: dict[str, list[Path]], temperature: fl
                 x = torch.from_numpy(ip.resize_gray(prepared.gray, shape)[None, None].copy()) * 2 - 1
                 with torch.no_grad():
                     logits = G(x).image.float()
-                    ab = torch.einsum("nqhw,qc->nchw", torch.softmax(logits / temperature, 1), centers)[0].numpy()
+                    ab = colorizer.chroma_of(logits, temperature)[0].numpy()
                     hist = torch.softmax(logits, 1).mean((2, 3))[0].numpy()
                 psnrs, colfs = [], []
                 for s in SCALES:
@@ -79,7 +78,7 @@ def record(colorizer: Colorizer, folders: dict[str, list[Path]], temperature: fl
                 rows["pooled"].append(grab["pooled"][0].numpy().copy())
                 rows["hist"].append(hist.copy())
                 rows["lum"].append(np.concatenate([np.histogram(lum, 16, (0, 1))[0] / lum.size, [lum.mean(), lum.std()]]))
-                rows["gray_psnr"].append(_capped_psnr(np.asarray(gray.convert("RGB")), truth))
+                rows["gray_psnr"].append(gray_psnr(truth_img))
                 rows["psnr"].append(psnrs)
                 rows["colf"].append(colfs)
                 rows["truth_chroma"].append(float(np.hypot(true_ab[0], true_ab[1]).mean()))

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from agincolor import Colorizer
 from agincolor.evaluate import _capped_psnr, _load_256, evaluate, list_images
@@ -36,6 +37,11 @@ def spread(files: list[Path], limit: int | None) -> list[Path]:
     return [files[int(i * step)] for i in range(limit)]
 
 
+def gray_psnr(rgb: Image.Image) -> float:
+    """PSNR of the protocol's gray input (PIL's ``convert("L")``) against the photo ``rgb`` itself."""
+    return _capped_psnr(np.asarray(rgb.convert("L").convert("RGB")), np.asarray(rgb))
+
+
 def muted(files: list[Path], min_gray_psnr: float) -> list[Path]:
     """The photos whose gray input (the protocol's: 256x256, PIL's ``convert("L")``) scores at least
     ``min_gray_psnr`` dB against the photo itself; unreadable files are left for ``evaluate`` to report."""
@@ -46,8 +52,7 @@ def muted(files: list[Path], min_gray_psnr: float) -> list[Path]:
         except Exception:
             kept.append(path)
             continue
-        truth = np.asarray(rgb)
-        if _capped_psnr(np.asarray(rgb.convert("L").convert("RGB")), truth) >= min_gray_psnr:
+        if gray_psnr(rgb) >= min_gray_psnr:
             kept.append(path)
     return kept
 
