@@ -723,6 +723,52 @@ def test_random_resized_crops_cover_the_asked_share_of_the_image(tmp_path: Path)
         ImageFolder(tmp_path, load_size=64, crop_size=32, scale_min=0.0)
 
 
+def test_tone_jitter_redraws_each_photos_curve_but_keeps_its_order_of_tones() -> None:
+    from agincolor.train.data import jitter_tone
+
+    ramp = torch.linspace(-1, 1, 64).view(1, 1, 1, 64).expand(8, 3, 16, 64).contiguous()  # 8 equal photos
+    out = jitter_tone(ramp, 0.3, torch.Generator().manual_seed(0))
+    assert out.shape == ramp.shape and out.dtype == ramp.dtype
+    assert out.min() >= -1 and out.max() <= 1
+    assert torch.equal(out[:, :1].expand_as(out), out)  # one curve per photo, the same on every channel
+    assert (out[..., 1:] >= out[..., :-1]).all()  # a tone curve: darker stays darker, nothing is redrawn
+    mids = out[:, 0, 0, 32]
+    assert len({round(float(v), 4) for v in mids}) == 8  # each photo its own curve
+    assert float((out - ramp).abs().mean()) > 0.01
+    assert torch.equal(out, jitter_tone(ramp, 0.3, torch.Generator().manual_seed(0)))  # drawn from the generator
+    assert jitter_tone(ramp, 0.0) is ramp
+
+    # Mid-gray under the largest gamma and contrast change that strength s allows moves by at most this much.
+    def widest(strength: float) -> float:
+        moved = jitter_tone(ramp.repeat(25, 1, 1, 1), strength, torch.Generator().manual_seed(1))
+        return float((moved[:, 0, 0, 32] - ramp[0, 0, 0, 32]).abs().max())
+
+    assert 0 < widest(0.1) < widest(0.3) < widest(1.0)
+    half = (ramp[0, 0, 0, 32] + 1) / 2
+    assert widest(0.3) <= 2 * float(half ** math.exp(-0.3) - half) * math.exp(0.15) + 0.02
+    with pytest.raises(ValueError, match="strength"):
+        jitter_tone(ramp, 1.5)
+    with pytest.raises(ValueError, match="gray batch"):
+        jitter_tone(ramp[0], 0.3)
+
+
+def test_gray_jitter_changes_only_the_networks_input(data_dir: Path, tmp_path: Path) -> None:
+    seen: dict[float, torch.Tensor] = {}
+    for jitter in (0.0, 0.5):
+        config = _config(
+            data_dir, tmp_path / f"out{jitter}", steps=1, batch_size=2, paired_weight=1.0, gray_jitter=jitter,
+            content_weight=0.0, cam_weight=0.0,
+        )  # fmt: skip  (no identity branch: G_g's one forward is on the gray input)
+        trainer = Trainer(config, progress=False)
+        color = _batch(trainer, range(2))
+        trainer.G_g.register_forward_pre_hook(lambda _m, args, j=jitter: seen.setdefault(j, args[0].detach().clone()))
+        trainer.train_step(color)
+    plain = to_gray(color)[:, : trainer.G_g.in_channels]
+    assert torch.equal(seen[0.0], plain)
+    assert not torch.allclose(seen[0.5], plain, atol=0.02)
+    assert (seen[0.5][..., 1:] >= seen[0.5][..., :-1]).eq(plain[..., 1:] >= plain[..., :-1]).float().mean() > 0.95
+
+
 def test_empty_or_missing_data_folder_is_refused_at_construction(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -923,6 +969,9 @@ def test_example_script_help_lists_every_config_field() -> None:
         (dict(snapshot_every=-60.0), "snapshot_every"),
         (dict(scale_min=0.0), "scale_min"),
         (dict(scale_min=1.5), "scale_min"),
+        (dict(gray_jitter=-0.1), "gray_jitter"),
+        (dict(gray_jitter=1.5), "gray_jitter"),
+        (dict(gray_jitter=True), "gray_jitter"),
         (dict(ema=1.0), "ema"),
         (dict(encoder_norm="batch"), "encoder_norm"),
         (dict(ema=-0.1), "ema"),

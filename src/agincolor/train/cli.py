@@ -26,6 +26,8 @@ _HELP = {
     "flip": "random horizontal flips",
     "scale_min": "below 1: random-resized crops covering at least this share of the resized image's area, "
     "resized to --crop-size",
+    "gray_jitter": "above 0: redraw each gray input's gamma and contrast every step, up to a factor e^S and "
+    "e^(S/2) either way (the colour targets are left as they are)",
     "batch_size": "images per step per process (paper: 1)",
     "steps": "training steps",
     "decay_start": "fraction of the run after which the learning rate decays linearly to zero",

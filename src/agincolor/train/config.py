@@ -51,7 +51,10 @@ class TrainConfig:
     ``scale_min`` < 1 makes the crops random-resized instead: a square covering a random share in
     [``scale_min``, 1] of the resized image's area, resized to ``crop_size``, so the network sees its
     photos at several scales (``load_size`` 256, ``crop_size`` 128, ``scale_min`` 0.25: from the whole photo
-    at half size to a quarter of it at full size).
+    at half size to a quarter of it at full size). ``gray_jitter`` s > 0 redraws each gray input's tone
+    curve every step (:func:`agincolor.train.data.jitter_tone`: gamma and contrast up to a factor e^s and
+    e^(s/2) either way), so the network cannot lean on one camera's or one source's tones; the colours it
+    is scored against are left as they are.
 
     Objective (eq. 9): ``adv_weight`` * (eqs. 4, 8) + ``cycle_weight`` * eq. 5 + ``content_weight`` * eq. 6
     + ``cam_weight`` * eq. 7, plus ``paired_weight`` * the paired error of G_g(gray(y)) against y (ours,
@@ -99,6 +102,7 @@ class TrainConfig:
     crop_size: int = 256
     flip: bool = True
     scale_min: float = 1.0
+    gray_jitter: float = 0.0
     batch_size: int = 1
     steps: int = 100_000
     decay_start: float = 0.5
@@ -187,6 +191,9 @@ class TrainConfig:
         scale_min = self.scale_min
         if isinstance(scale_min, bool) or not isinstance(scale_min, (int, float)) or not 0 < scale_min <= 1:
             raise ValueError(f"scale_min must be a share of the image's area in (0, 1], got {scale_min!r}")
+        jitter = self.gray_jitter
+        if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter <= 1:
+            raise ValueError(f"gray_jitter must be a number in [0, 1] (0: off), got {jitter!r}")
         if not 0.0 <= self.decay_start <= 1.0:
             raise ValueError(f"decay_start must be a fraction in [0, 1], got {self.decay_start}")
         if not self.lr > 0:

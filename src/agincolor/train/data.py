@@ -18,7 +18,7 @@ from torch.utils.data import Dataset, Sampler
 
 from ..colorizer import open_image
 
-__all__ = ["IMAGE_EXTENSIONS", "find_images", "ImageFolder", "StepBatchSampler", "load_rgb"]
+__all__ = ["IMAGE_EXTENSIONS", "find_images", "ImageFolder", "StepBatchSampler", "jitter_tone", "load_rgb", "tone_seed"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 
@@ -64,6 +64,37 @@ def load_rgb(path: Path) -> Image.Image:
 
 def _seeded(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed & 0x7FFF_FFFF_FFFF_FFFF)
+
+
+def tone_seed(seed: int, step: int, rank: int = 0) -> int:
+    """The seed of :func:`jitter_tone`'s draws at ``step`` of a run seeded ``seed``, on process ``rank``."""
+    return ((seed * 1_000_003 + step) * 4099 + rank) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def jitter_tone(gray: torch.Tensor, strength: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Give each photo of a gray batch its own random tone curve, the same on every channel.
+
+    ``gray`` is (N, C, H, W) in [-1, 1]. Each photo's brightness ``g`` in [0, 1] is raised to a gamma
+    ``e^(s u)``, then its contrast about its own mean is scaled by ``e^(s v / 2)`` and the result clipped
+    to [0, 1]; ``u`` and ``v`` are uniform in [-1, 1], drawn from ``generator``, and ``s`` is ``strength``.
+    Gamma moves the mid-tones (a dull overcast photo, a bright print) and leaves black and white where
+    they are; contrast then spreads or flattens the whole range. Both curves rise, so a darker pixel
+    never ends up lighter than a brighter one. Strength 0 returns ``gray`` itself.
+    """
+    if not 0 <= strength <= 1:
+        raise ValueError(f"strength must be in [0, 1], got {strength!r}")
+    if gray.dim() != 4:
+        raise ValueError(f"expected a gray batch (N, C, H, W), got shape {tuple(gray.shape)}")
+    if strength == 0:
+        return gray
+    n = gray.shape[0]
+    draws = torch.rand(2, n, 1, 1, 1, generator=generator).mul_(2).sub_(1).to(gray.device)
+    gamma = torch.exp(strength * draws[0])
+    contrast = torch.exp(strength / 2 * draws[1])
+    g = ((gray.float() + 1) / 2).clamp(0, 1).pow(gamma)
+    mean = g.mean(dim=(1, 2, 3), keepdim=True)
+    g = (mean + contrast * (g - mean)).clamp(0, 1)
+    return (g * 2 - 1).to(gray.dtype)
 
 
 class ImageFolder(Dataset):
