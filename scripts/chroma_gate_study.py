@@ -33,11 +33,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaluate_sources import gray_psnr, spread  # noqa: E402
+from evaluate_sources import gray_psnr, parse_folders  # noqa: E402
 
 from agincolor import Colorizer  # noqa: E402
 from agincolor import image_processor as ip  # noqa: E402
-from agincolor.evaluate import EVAL_SIZE, _capped_psnr, _load_256, list_images  # noqa: E402
+from agincolor.evaluate import EVAL_SIZE, _capped_psnr, _load_256  # noqa: E402
 from agincolor.metrics import _lab_of, colorfulness  # noqa: E402
 
 SCALES = np.array([0, 0.25, 0.5, 0.7, 0.85, 1.0, 1.15, 1.3, 1.5, 1.75, 2.0], dtype=np.float32)
@@ -149,16 +149,6 @@ def report(data: dict[str, np.ndarray], test_names: list[str], muted_db: float) 
         pred = ridge(X, y, fit, 10 * X.shape[1] / 10)
         cells = ", ".join(f"{n} {np.corrcoef(pred[src == n], y[src == n])[0, 1]:+.2f}" for n in test_names)
         print(f"- {kind}: fit folders {np.corrcoef(pred[fit], y[fit])[0, 1]:+.2f}; {cells}")
-
-
-def parse_folders(items: list[str], limit: int, parser: argparse.ArgumentParser) -> dict[str, list[Path]]:
-    out = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep:
-            parser.error(f"folders are NAME=DIR, got {item!r}")
-        out[name] = spread(list_images(path), limit)
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

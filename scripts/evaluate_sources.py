@@ -37,6 +37,17 @@ def spread(files: list[Path], limit: int | None) -> list[Path]:
     return [files[int(i * step)] for i in range(limit)]
 
 
+def parse_folders(items: list[str], limit: int | None, parser: argparse.ArgumentParser) -> dict[str, list[Path]]:
+    """``NAME=DIR`` arguments as {NAME: DIR's photos, ``limit`` of them spread evenly}; a usage error otherwise."""
+    out = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep:
+            parser.error(f"folders are NAME=DIR, got {item!r}")
+        out[name] = spread(list_images(path), limit)
+    return out
+
+
 def gray_psnr(rgb: Image.Image) -> float:
     """PSNR of the protocol's gray input (PIL's ``convert("L")``) against the photo ``rgb`` itself."""
     return _capped_psnr(np.asarray(rgb.convert("L").convert("RGB")), np.asarray(rgb))
@@ -78,16 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write every result to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    folders: dict[str, list[Path]] = {}
-    for item in args.folder:
-        name, sep, path = item.partition("=")
-        if not sep:
-            parser.error(f"--folder takes NAME=DIR, got {item!r}")
-        folders[name] = spread(list_images(path), args.limit)
-        if args.min_gray_psnr is not None:
-            folders[name] = muted(folders[name], args.min_gray_psnr)
-            if not folders[name]:
-                parser.error(f"no photo of {name} has a gray input of at least {args.min_gray_psnr} dB")
+    folders = parse_folders(args.folder, args.limit, parser)
+    for name in folders if args.min_gray_psnr is not None else ():
+        folders[name] = muted(folders[name], args.min_gray_psnr)
+        if not folders[name]:
+            parser.error(f"no photo of {name} has a gray input of at least {args.min_gray_psnr} dB")
     pooled = [p for p in args.pooled.split(",") if p]
     unknown = [p for p in pooled if p not in folders]
     if unknown:
