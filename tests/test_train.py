@@ -738,21 +738,21 @@ def test_tone_jitter_redraws_each_photos_curve_but_keeps_its_order_of_tones() ->
     assert torch.equal(out, jitter_tone(ramp, 0.3, torch.Generator().manual_seed(0)))  # drawn from the generator
     assert jitter_tone(ramp, 0.0) is ramp
 
-    # Mid-gray under the largest gamma and contrast change that strength s allows moves by at most this much.
+    # How far mid-gray moves over 200 draws, as a share of the range: more with strength, and at 0.3 about
+    # a tenth (gamma e^0.3 alone takes 0.5 to 0.39), as docs/training.md says.
     def widest(strength: float) -> float:
         moved = jitter_tone(ramp.repeat(25, 1, 1, 1), strength, torch.Generator().manual_seed(1))
-        return float((moved[:, 0, 0, 32] - ramp[0, 0, 0, 32]).abs().max())
+        return float((moved[:, 0, 0, 32] - ramp[0, 0, 0, 32]).abs().max()) / 2
 
     assert 0 < widest(0.1) < widest(0.3) < widest(1.0)
-    half = (ramp[0, 0, 0, 32] + 1) / 2
-    assert widest(0.3) <= 2 * float(half ** math.exp(-0.3) - half) * math.exp(0.15) + 0.02
+    assert 0.08 < widest(0.3) < 0.13
     with pytest.raises(ValueError, match="strength"):
         jitter_tone(ramp, 1.5)
     with pytest.raises(ValueError, match="gray batch"):
         jitter_tone(ramp[0], 0.3)
 
 
-def test_gray_jitter_changes_only_the_networks_input(data_dir: Path, tmp_path: Path) -> None:
+def test_gray_jitter_feeds_the_generator_a_retoned_gray_input(data_dir: Path, tmp_path: Path) -> None:
     seen: dict[float, torch.Tensor] = {}
     for jitter in (0.0, 0.5):
         config = _config(
