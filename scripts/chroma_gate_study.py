@@ -102,6 +102,11 @@ def ridge(X: np.ndarray, Y: np.ndarray, fit: np.ndarray, lam: float) -> np.ndarr
     return Z @ W
 
 
+def width_scaled(lam: float, X: np.ndarray) -> float:
+    """A ridge lambda given per 100 standardised features, scaled to the width of ``X``."""
+    return lam * X.shape[1] / 100
+
+
 def report(data: dict[str, np.ndarray], test_names: list[str], muted_db: float) -> None:
     src, P, C, g = data["src"], data["psnr"], data["colf"], data["gray_psnr"]
     test = np.isin(src, test_names)
@@ -135,7 +140,7 @@ def report(data: dict[str, np.ndarray], test_names: list[str], muted_db: float) 
     for kind in FEATURE_SETS:
         X = features(data, kind)
         for lam in (10, 100, 1000):
-            lam_x = lam * X.shape[1] / 100
+            lam_x = width_scaled(lam, X)
             # Leave-one-source-out on the fit folders: each fit folder scored by a gate fitted on the others,
             # the honest way to choose features and lambda without looking at the test folders.
             left_out = np.zeros(len(P), dtype=int)
@@ -146,7 +151,7 @@ def report(data: dict[str, np.ndarray], test_names: list[str], muted_db: float) 
     y = np.log1p(data["truth_chroma"])
     for kind in ("lum", "hist", "pooled", "deep"):
         X = features(data, kind)
-        pred = ridge(X, y, fit, 10 * X.shape[1] / 10)
+        pred = ridge(X, y, fit, width_scaled(100, X))
         cells = ", ".join(f"{n} {np.corrcoef(pred[src == n], y[src == n])[0, 1]:+.2f}" for n in test_names)
         print(f"- {kind}: fit folders {np.corrcoef(pred[fit], y[fit])[0, 1]:+.2f}; {cells}")
 

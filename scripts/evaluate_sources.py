@@ -90,10 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     folders = parse_folders(args.folder, args.limit, parser)
-    for name in folders if args.min_gray_psnr is not None else ():
-        folders[name] = muted(folders[name], args.min_gray_psnr)
-        if not folders[name]:
-            parser.error(f"no photo of {name} has a gray input of at least {args.min_gray_psnr} dB")
+    if args.min_gray_psnr is not None:
+        for name in folders:
+            folders[name] = muted(folders[name], args.min_gray_psnr)
+            if not folders[name]:
+                parser.error(f"no photo of {name} has a gray input of at least {args.min_gray_psnr} dB")
     pooled = [p for p in args.pooled.split(",") if p]
     unknown = [p for p in pooled if p not in folders]
     if unknown:

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset, Sampler
 
 from ..colorizer import open_image
 
-__all__ = ["IMAGE_EXTENSIONS", "find_images", "ImageFolder", "StepBatchSampler", "jitter_tone", "load_rgb", "tone_seed"]
+__all__ = ["IMAGE_EXTENSIONS", "find_images", "ImageFolder", "StepBatchSampler", "jitter_tone", "load_rgb", "tone_generator"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 
@@ -66,9 +66,9 @@ def _seeded(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed & 0x7FFF_FFFF_FFFF_FFFF)
 
 
-def tone_seed(seed: int, step: int, rank: int = 0) -> int:
-    """The seed of :func:`jitter_tone`'s draws at ``step`` of a run seeded ``seed``, on process ``rank``."""
-    return ((seed * 1_000_003 + step) * 4099 + rank) & 0x7FFF_FFFF_FFFF_FFFF
+def tone_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
+    """The generator of :func:`jitter_tone`'s draws at ``step`` of a run seeded ``seed``, on process ``rank``."""
+    return _seeded((seed * 1_000_003 + step) * 4099 + rank)
 
 
 def jitter_tone(gray: torch.Tensor, strength: float, generator: torch.Generator | None = None) -> torch.Tensor:

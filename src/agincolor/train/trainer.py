@@ -31,7 +31,7 @@ from ..generator import AB_SCALE, Generator
 from ..norm import AGIN, GroupInstanceNorm, clip_rho_
 from . import losses as L
 from .config import ARCHITECTURE_FIELDS, TrainConfig
-from .data import ImageFolder, StepBatchSampler, collate, jitter_tone, tone_seed
+from .data import ImageFolder, StepBatchSampler, collate, jitter_tone, tone_generator
 
 __all__ = ["Trainer", "export_generator", "CHECKPOINT_NAME", "atomic_save"]
 
@@ -515,8 +515,7 @@ class Trainer:
         y = color.to(self.device, non_blocking=True)
         x = to_gray(y) if (self.paired or gray is None) else gray.to(self.device, non_blocking=True)
         if cfg.gray_jitter > 0:
-            generator = torch.Generator().manual_seed(tone_seed(cfg.seed, self.step, self.world.rank))
-            x = jitter_tone(x, cfg.gray_jitter, generator)
+            x = jitter_tone(x, cfg.gray_jitter, tone_generator(cfg.seed, self.step, self.world.rank))
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
             y = y.contiguous(memory_format=torch.channels_last)
