@@ -972,6 +972,9 @@ def test_example_script_help_lists_every_config_field() -> None:
         (dict(gray_jitter=-0.1), "gray_jitter"),
         (dict(gray_jitter=1.5), "gray_jitter"),
         (dict(gray_jitter=True), "gray_jitter"),
+        (dict(warmup_steps=-1), "warmup_steps"),
+        (dict(warmup_steps=2.5), "warmup_steps"),
+        (dict(warmup_steps=True), "warmup_steps"),
         (dict(ema=1.0), "ema"),
         (dict(encoder_norm="batch"), "encoder_norm"),
         (dict(ema=-0.1), "ema"),
@@ -1193,6 +1196,30 @@ def test_encoder_learns_in_its_own_param_group_and_the_decay_scales_both_rates(
     assert [g["lr"] for g in chosen.opt_g.param_groups] == pytest.approx([lr, 3e-5])
     paper = Trainer(_config(data_dir, tmp_path / "c", cycle_weight=0.0), progress=False)
     assert len(paper.opt_g.param_groups) == 1
+
+
+def test_warmup_ramps_every_rate_linearly_then_hands_over_to_the_schedule(data_dir: Path, tmp_path: Path) -> None:
+    lr = 1e-3
+    out = tmp_path / "out"
+    trainer = Trainer(
+        _config(data_dir, out, steps=6, batch_size=2, lr=lr, warmup_steps=3, decay_start=0.5, **LITE0_AB_RUN),
+        progress=False,
+    )
+    seen: list[list[float]] = []
+    step = trainer.train_step
+
+    def recording_step(*args: Any) -> dict[str, float]:
+        terms = step(*args)
+        seen.append([g["lr"] for g in trainer.opt_g.param_groups])
+        return terms
+
+    trainer.train_step = recording_step  # type: ignore[method-assign]
+    trainer.train()
+    # Steps 1-3 ramp to the full rate (1/3, 2/3, 1); then the decay from half of 6 steps: fractions 1/2,
+    # 2/3 and 5/6 give 1, 2/3 and 1/3. The encoder's own rate (lr / 10) follows the same factor.
+    factors = (1 / 3, 2 / 3, 1.0, 1.0, 2 / 3, 1 / 3)
+    assert seen == [pytest.approx([lr * f, lr / 10 * f]) for f in factors]
+    assert [r["lr"] for r in _read_log(out)] == pytest.approx([lr * f for f in factors])
 
 
 def test_resume_refuses_a_lite0_checkpoint_with_another_input_or_decoder(data_dir: Path, tmp_path: Path) -> None:

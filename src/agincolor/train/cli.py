@@ -31,6 +31,8 @@ _HELP = {
     "batch_size": "images per step per process (paper: 1)",
     "steps": "training steps",
     "decay_start": "fraction of the run after which the learning rate decays linearly to zero",
+    "warmup_steps": "ramp the learning rate linearly from 1/N of it over the first N steps (0: none), "
+    "for runs warm-started from trained weights with a fresh optimizer",
     "lr": "Adam learning rate (paper: 2e-4)",
     "beta1": "Adam beta1 (paper: 0.5)",
     "beta2": "Adam beta2 (paper: 0.999)",

@@ -87,6 +87,9 @@ class TrainConfig:
     constant, then linearly decayed to zero from ``decay_start`` (a fraction of ``steps``). With
     ``time_budget`` (seconds) the run also ends when that much training time has passed, and the decay
     follows whichever of steps or time is further along (for fixed-length GPU sessions).
+    ``warmup_steps`` n > 0 ramps the learning rate linearly over the first n steps (step k at (k + 1) / n of
+    it): a run warm-started from trained weights starts Adam with empty moment estimates, whose first
+    updates move every weight by about the full learning rate whatever its gradient's size.
     ``snapshot_every`` (seconds of training) also exports G_g as a Colorizer folder
     ``snapshots/<seconds>s-step<step>`` that often, for a learning curve against time.
     ``ema`` > 0 keeps an exponential moving average of G_g's weights with that decay per step (0.999
@@ -106,6 +109,7 @@ class TrainConfig:
     batch_size: int = 1
     steps: int = 100_000
     decay_start: float = 0.5
+    warmup_steps: int = 0
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
@@ -194,6 +198,9 @@ class TrainConfig:
         jitter = self.gray_jitter
         if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter <= 1:
             raise ValueError(f"gray_jitter must be a number in [0, 1] (0: off), got {jitter!r}")
+        warmup = self.warmup_steps
+        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+            raise ValueError(f"warmup_steps must be an int >= 0 (0: no warmup), got {warmup!r}")
         if not 0.0 <= self.decay_start <= 1.0:
             raise ValueError(f"decay_start must be a fraction in [0, 1], got {self.decay_start}")
         if not self.lr > 0:

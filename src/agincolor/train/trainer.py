@@ -494,10 +494,13 @@ class Trainer:
         return min(1.0, frac)
 
     def _set_learning_rate(self) -> float:
-        """Constant learning rate, then a linear decay to zero from ``decay_start`` (section 4.2's schedule)."""
+        """Constant learning rate, then a linear decay to zero from ``decay_start`` (section 4.2's schedule),
+        ramped up linearly over the first ``warmup_steps`` steps when those are set."""
         start = self.config.decay_start
         frac = self.progress_fraction()
         factor = 1.0 if frac < start or start >= 1.0 else max(0.0, (1.0 - frac) / (1.0 - start))
+        if self.step < self.config.warmup_steps:
+            factor *= (self.step + 1) / self.config.warmup_steps
         lr = self.base_lr * factor
         for opt in self._optimizers().values():
             for group in opt.param_groups:
