@@ -1166,6 +1166,21 @@ def test_pretrained_encoder_false_does_not_load_the_imagenet_weights(
     assert not torch.equal(trainer.G_g.encoder.stem[0].weight, _imagenet_gray_stem())
 
 
+def _train_recording_rates(trainer: Trainer) -> list[list[float]]:
+    """Run ``trainer.train()``; the generator's learning rate of each param group at every step."""
+    seen: list[list[float]] = []
+    step = trainer.train_step
+
+    def recording_step(*args: Any) -> dict[str, float]:
+        terms = step(*args)
+        seen.append([g["lr"] for g in trainer.opt_g.param_groups])
+        return terms
+
+    trainer.train_step = recording_step  # type: ignore[method-assign]
+    trainer.train()
+    return seen
+
+
 def test_encoder_learns_in_its_own_param_group_and_the_decay_scales_both_rates(
     data_dir: Path, tmp_path: Path
 ) -> None:
@@ -1178,16 +1193,7 @@ def test_encoder_learns_in_its_own_param_group_and_the_decay_scales_both_rates(
     assert not rest & encoder and rest | encoder == {id(p) for p in trainer.G_g.parameters()}
     assert [g["lr"] for g in groups] == pytest.approx([lr, lr / 10])  # encoder_lr defaults to lr / 10
 
-    seen: list[list[float]] = []
-    step = trainer.train_step
-
-    def recording_step(*args: Any) -> dict[str, float]:
-        terms = step(*args)
-        seen.append([g["lr"] for g in trainer.opt_g.param_groups])
-        return terms
-
-    trainer.train_step = recording_step  # type: ignore[method-assign]
-    trainer.train()
+    seen = _train_recording_rates(trainer)
     # decay_start 0.5 of 4 steps: constant for steps 1-3 (fractions 0, 1/4, 1/2), halved at step 4 (3/4).
     assert seen == [pytest.approx([lr * f, lr / 10 * f]) for f in (1.0, 1.0, 1.0, 0.5)]
     assert [r["lr"] for r in _read_log(tmp_path / "out")] == pytest.approx([lr, lr, lr, lr / 2])
@@ -1205,16 +1211,7 @@ def test_warmup_ramps_every_rate_linearly_then_hands_over_to_the_schedule(data_d
         _config(data_dir, out, steps=6, batch_size=2, lr=lr, warmup_steps=3, decay_start=0.5, **LITE0_AB_RUN),
         progress=False,
     )
-    seen: list[list[float]] = []
-    step = trainer.train_step
-
-    def recording_step(*args: Any) -> dict[str, float]:
-        terms = step(*args)
-        seen.append([g["lr"] for g in trainer.opt_g.param_groups])
-        return terms
-
-    trainer.train_step = recording_step  # type: ignore[method-assign]
-    trainer.train()
+    seen = _train_recording_rates(trainer)
     # Steps 1-3 ramp to the full rate (1/3, 2/3, 1); then the decay from half of 6 steps: fractions 1/2,
     # 2/3 and 5/6 give 1, 2/3 and 1/3. The encoder's own rate (lr / 10) follows the same factor.
     factors = (1 / 3, 2 / 3, 1.0, 1.0, 2 / 3, 1 / 3)
