@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exclude", default="", help="comma-separated sub-folders the model did not train on")
     parser.add_argument("--per-folder", type=int, default=60, help="photos counted per source folder")
     args = parser.parse_args(argv)
+    if args.per_folder < 1:
+        parser.error(f"--per-folder must be at least 1, got {args.per_folder}")
     if args.out.exists():
         parser.error(f"{args.out} exists; choose a new folder")
     colorizer = Colorizer.from_pretrained(args.source)
