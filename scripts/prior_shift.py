@@ -28,12 +28,13 @@ from agincolor.train.losses import ChromaRebalance
 
 def colour_counts(root: Path, exclude: list[str], per_folder: int, size: int = 128) -> torch.Tensor:
     """Pixel counts per ab bin of ``per_folder`` photos spread evenly over each sub-folder of ``root`` not
-    in ``exclude`` (over ``root`` itself when it has no sub-folders), resized to ``size`` square."""
-    find_images(root, exclude)  # a missing root or a misspelt exclusion fails here, by name
-    folders = [p for p in sorted(root.iterdir()) if p.is_dir() and p.name not in exclude] or [root]
-    groups = [find_images(f) for f in folders]
+    in ``exclude`` (photos straight under ``root`` count as one more folder), resized to ``size`` square."""
+    groups: dict[str, list[Path]] = {}
+    for path in find_images(root, exclude):  # sorted, so each folder's photos keep their order
+        parts = path.relative_to(root).parts
+        groups.setdefault(parts[0] if len(parts) > 1 else "", []).append(path)
     counts = torch.zeros(1)
-    for files in groups:
+    for files in groups.values():
         for path in files[:: max(1, len(files) // per_folder)][:per_folder]:
             rgb = np.asarray(load_rgb(path).resize((size, size), Image.BILINEAR), dtype=np.float32)
             counts = counts + ChromaRebalance.histogram(torch.from_numpy(rgb / 127.5 - 1).permute(2, 0, 1)[None])
@@ -53,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--per-folder must be at least 1, got {args.per_folder}")
     if args.out.exists():
         parser.error(f"{args.out} exists; choose a new folder")
-    colorizer = Colorizer.from_pretrained(args.source)
+    try:
+        colorizer = Colorizer.from_pretrained(args.source, local_files_only=True)
+    except (OSError, ValueError) as err:
+        parser.error(str(err))
     if colorizer.ab_bins is None:
         parser.error(f"{args.source} predicts colours directly, not ab bins: there are no scores to shift")
     grid = colorizer.ab_bins
