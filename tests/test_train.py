@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -972,6 +973,10 @@ def test_example_script_help_lists_every_config_field() -> None:
         (dict(gray_jitter=-0.1), "gray_jitter"),
         (dict(gray_jitter=1.5), "gray_jitter"),
         (dict(gray_jitter=True), "gray_jitter"),
+        (dict(source_power=-0.1), "source_power"),
+        (dict(source_power=1.5), "source_power"),
+        (dict(source_power=True), "source_power"),
+        (dict(source_power="0"), "source_power"),
         (dict(warmup_steps=-1), "warmup_steps"),
         (dict(warmup_steps=2.5), "warmup_steps"),
         (dict(warmup_steps=True), "warmup_steps"),
@@ -1327,6 +1332,82 @@ def test_trainer_trains_without_the_excluded_sources(tmp_path: Path) -> None:
     assert trainer.config.to_dict()["exclude"] == ["b", "bb"]
     with pytest.raises(ValueError, match="'c'"):
         Trainer(_config(tmp_path / "data", tmp_path / "out", exclude=["c"]), progress=False)
+
+
+def test_image_folder_names_each_file_by_its_top_level_source(tmp_path: Path) -> None:
+    from agincolor.train.data import ImageFolder
+
+    tree = _source_tree(tmp_path / "data")
+    data = ImageFolder(tmp_path / "data", 36, 32)
+    assert data.source_names == ["", "a", "b", "bb"]  # "" holds the photos straight under the root
+    by_source = {
+        name: sorted(f for f, k in zip(data.files, data.sources) if data.source_names[k] == name)
+        for name in data.source_names
+    }
+    assert by_source == {"": tree["top"], "a": sorted(tree["a"]), "b": sorted(tree["b"]), "bb": tree["bb"]}
+
+
+def _source_draws(sampler: Any, sources: list[int], steps: range) -> list[int]:
+    return [sources[i] for step in steps for i, _ in sampler.batch_for_step(step)]
+
+
+def test_source_power_zero_draws_every_source_alike_and_cycles_a_small_one() -> None:
+    from agincolor.train.data import StepBatchSampler
+
+    sources = [0] * 60 + [1] * 30 + [2] * 6  # 96 items: shares 0.625, 0.3125, 0.0625 by photo
+    plain = StepBatchSampler(96, 8, seed=3, sources=sources, source_power=1.0)
+    alike = StepBatchSampler(96, 8, seed=3, sources=sources, source_power=0.0)
+    steps = range(600)  # 50 epochs of 12 steps
+    for sampler, want in ((plain, [0.625, 0.3125, 0.0625]), (alike, [1 / 3] * 3)):
+        draws = torch.tensor(_source_draws(sampler, sources, steps))
+        shares = torch.bincount(draws, minlength=3).double() / len(draws)
+        assert torch.allclose(shares, torch.tensor(want, dtype=torch.float64), atol=0.02), shares
+    # Power 1 is the plain permutation, whatever the sources.
+    no_sources = StepBatchSampler(96, 8, seed=3)
+    assert [plain.batch_for_step(s) for s in steps] == [no_sources.batch_for_step(s) for s in steps]
+    # Within an epoch the small source goes through all six of its items before repeating one.
+    order = [int(i) for i in alike._permutation(4) if sources[int(i)] == 2]
+    assert len(order) > 12
+    for start in range(0, len(order) - 6, 6):
+        assert sorted(order[start : start + 6]) == list(range(90, 96))
+    half = StepBatchSampler(96, 8, seed=3, sources=sources, source_power=0.5)
+    expected = torch.tensor([60, 30, 6], dtype=torch.float64).sqrt()
+    assert torch.allclose(half.source_shares, expected / expected.sum())
+
+
+def test_source_balanced_batches_are_a_function_of_seed_and_step() -> None:
+    from agincolor.train.data import StepBatchSampler
+
+    sources = [0] * 40 + [1] * 8
+    a = StepBatchSampler(48, 4, seed=7, sources=sources, source_power=0.0)
+    b = StepBatchSampler(48, 4, seed=7, sources=sources, source_power=0.0, start_step=25)
+    assert [a.batch_for_step(s) for s in range(25, 40)] == list(itertools.islice(iter(b), 15))
+    assert a.batch_for_step(30) != StepBatchSampler(48, 4, seed=8, sources=sources, source_power=0.0).batch_for_step(30)
+    assert not torch.equal(a._permutation(0), a._permutation(1))
+    with pytest.raises(ValueError, match="sources has 3 entries"):
+        StepBatchSampler(48, 4, seed=7, sources=[0, 1, 1], source_power=0.0)
+
+
+def test_trainer_draws_sources_alike_with_source_power_zero(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agincolor.train.data import ImageFolder
+
+    _write_images(tmp_path / "data" / "big", count=12)
+    _write_images(tmp_path / "data" / "small", count=2)
+    drawn: list[int] = []
+    original = ImageFolder.__getitem__
+
+    def recording(self: ImageFolder, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
+        drawn.append(self.sources[key[0]])
+        return original(self, key)
+
+    monkeypatch.setattr(ImageFolder, "__getitem__", recording)
+    config = _config(tmp_path / "data", tmp_path / "out", steps=12, batch_size=2, cycle_weight=0.0, source_power=0.0)
+    trainer = Trainer(config, progress=False)
+    assert trainer.color_data.source_names == ["big", "small"]
+    trainer.train()
+    # The gray domain draws its own stream from the same folders, so both halves of the tally count.
+    small = drawn.count(1) / len(drawn)
+    assert 0.3 < small < 0.7, small  # 2 of 14 photos: about 0.14 if every photo were alike
 
 
 # ----------------------------------------------------------------------------- recipes (--config)

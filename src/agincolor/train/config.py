@@ -54,7 +54,9 @@ class TrainConfig:
     at half size to a quarter of it at full size). ``gray_jitter`` s > 0 redraws each gray input's tone
     curve every step (:func:`agincolor.train.data.jitter_tone`: gamma and contrast up to a factor e^s and
     e^(s/2) either way), so the network cannot lean on one camera's or one source's tones; the colours it
-    is scored against are left as they are.
+    is scored against are left as they are. ``source_power`` p != 1 draws each photo's source (top-level
+    sub-folder of ``data``) with probability proportional to its photo count to the power p, then a photo
+    of it: 0 samples every source alike, 0.5 halfway on a log scale; 1 (the default) is uniform over photos.
 
     Objective (eq. 9): ``adv_weight`` * (eqs. 4, 8) + ``cycle_weight`` * eq. 5 + ``content_weight`` * eq. 6
     + ``cam_weight`` * eq. 7, plus ``paired_weight`` * the paired error of G_g(gray(y)) against y (ours,
@@ -106,6 +108,7 @@ class TrainConfig:
     flip: bool = True
     scale_min: float = 1.0
     gray_jitter: float = 0.0
+    source_power: float = 1.0
     batch_size: int = 1
     steps: int = 100_000
     decay_start: float = 0.5
@@ -198,6 +201,11 @@ class TrainConfig:
         jitter = self.gray_jitter
         if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter <= 1:
             raise ValueError(f"gray_jitter must be a number in [0, 1] (0: off), got {jitter!r}")
+        power = self.source_power
+        if isinstance(power, bool) or not isinstance(power, (int, float)) or not 0 <= power <= 1:
+            raise ValueError(
+                f"source_power must be a number in [0, 1] (1: every photo alike, 0: every source alike), got {power!r}"
+            )
         warmup = self.warmup_steps
         if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
             raise ValueError(f"warmup_steps must be an int >= 0 (0: no warmup), got {warmup!r}")

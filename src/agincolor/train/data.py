@@ -123,6 +123,11 @@ class ImageFolder(Dataset):
         if not 0 < scale_min <= 1:
             raise ValueError(f"scale_min must be in (0, 1], got {scale_min}")
         self.files = find_images(root, exclude)
+        # Each file's source: its top-level sub-folder of root (files straight under root form one more).
+        tops = [path.relative_to(root).parts for path in self.files]
+        self.source_names = sorted({parts[0] if len(parts) > 1 else "" for parts in tops})
+        index = {name: k for k, name in enumerate(self.source_names)}
+        self.sources = [index[parts[0] if len(parts) > 1 else ""] for parts in tops]
         self.load_size = load_size
         self.crop_size = crop_size
         self.flip = flip
@@ -170,6 +175,12 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
     Step s of epoch e = s // steps_per_epoch reads positions of a permutation seeded by (seed, e);
     every item also gets an augmentation seed derived from (seed, step, slot). ``stream`` separates
     independent draws from the same dataset (colour domain 0, gray domain 1).
+
+    With ``sources`` (each item's source, as :attr:`ImageFolder.sources`) and ``source_power`` p other
+    than 1, the epoch's sequence is drawn source by source instead: each position's source at random with
+    probability proportional to its item count to the power p (0: every source alike; 1 would be the
+    plain permutation's shares), then that source's next item in its own permutation of the epoch,
+    starting that permutation again when a small source runs out. Still a function of (seed, e) only.
     """
 
     def __init__(
@@ -182,6 +193,8 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
         rank: int = 0,
         world_size: int = 1,
         stream: int = 0,
+        sources: Sequence[int] | None = None,
+        source_power: float = 1.0,
     ) -> None:
         self.n = dataset_size
         self.batch_size = batch_size
@@ -193,10 +206,33 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
         self.stream = stream
         self.global_batch = batch_size * world_size
         self.steps_per_epoch = max(1, self.n // self.global_batch) if self.n >= self.global_batch else 1
+        self.members: list[torch.Tensor] = []  # item indices of each source, when drawn source by source
+        self.source_shares: torch.Tensor | None = None
+        if sources is not None and source_power != 1:
+            if len(sources) != dataset_size:
+                raise ValueError(f"sources has {len(sources)} entries for a dataset of {dataset_size} items")
+            which = torch.as_tensor(list(sources), dtype=torch.long)
+            groups = (torch.nonzero(which == k).flatten() for k in range(int(which.max()) + 1))
+            self.members = [m for m in groups if len(m)]
+            sizes = torch.tensor([len(m) for m in self.members], dtype=torch.float64)
+            self.source_shares = sizes**source_power / (sizes**source_power).sum()
+        self._cached: tuple[int, torch.Tensor] | None = None
 
     def _permutation(self, epoch: int) -> torch.Tensor:
+        if self._cached is not None and self._cached[0] == epoch:
+            return self._cached[1]
         g = _seeded(self.seed * 1_000_003 + epoch * 7919 + self.stream * 104_729)
-        return torch.randperm(self.n, generator=g)
+        if self.source_shares is None or len(self.members) < 2:
+            order = torch.randperm(self.n, generator=g)
+        else:
+            pick = torch.multinomial(self.source_shares, self.n, replacement=True, generator=g)
+            order = torch.empty(self.n, dtype=torch.long)
+            for k, members in enumerate(self.members):
+                where = torch.nonzero(pick == k).flatten()
+                own = members[torch.randperm(len(members), generator=g)]
+                order[where] = own[torch.arange(len(where)) % len(own)]
+        self._cached = (epoch, order)
+        return order
 
     def batch_for_step(self, step: int) -> list[tuple[int, int]]:
         epoch, pos = divmod(step, self.steps_per_epoch)

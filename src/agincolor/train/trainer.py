@@ -652,6 +652,8 @@ class Trainer:
             rank=self.world.rank,
             world_size=self.world.world_size,
             stream=stream,
+            sources=dataset.sources,
+            source_power=self.config.source_power,
         )
         loader = DataLoader(
             dataset,
