@@ -35,7 +35,7 @@ train() {  # train NAME [extra flags]: one run into $WORK/NAME, its last lines i
   python3 -m agincolor train --config "$RECIPE" --data "$WORK/data/train" --out "$WORK/$name" --device "$DEVICE" \
     --amp --channels-last --workers "$WORKERS" --time-budget "$BUDGET" --no-progress "$@" > "$WORK/$name.txt" 2>&1
 }
-keep() {  # keep NAME DEST: the run's colorizer weights and config, and its log, into $OUT
+keep() {  # keep NAME DEST: the run's colorizer weights and config into $OUT/DEST
   mkdir -p "$OUT/$2"
   cp "$WORK/$1/colorizer/config.json" "$WORK/$1/colorizer/model.safetensors" "$OUT/$2/"
 }

@@ -73,13 +73,14 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"skipped {path}: {err}", file=sys.stderr)
                     continue
                 data = buf.getvalue()
-                if written + len(data) + 512 * 2 + margin > budget:
+                size = 512 + -(-len(data) // 512) * 512  # its header, then the data padded to whole blocks
+                if written + size + margin > budget:
                     full = True
                     break
                 info = tarfile.TarInfo(f"train/{name}/{path.stem}.webp")
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
-                written = raw.tell() if gzipped else written + 512 + -(-len(data) // 512) * 512
+                written = raw.tell() if gzipped else written + size
                 counts[name] += 1
     print(f"{args.archive}: {sum(counts.values())} photos, {args.archive.stat().st_size / 2**20:.1f} MiB")
     for name, n in counts.items():

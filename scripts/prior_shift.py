@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from agincolor import Colorizer
-from agincolor.train.data import find_images, load_rgb
+from agincolor.train.data import find_images, load_rgb, source_name
 from agincolor.train.losses import ChromaRebalance
 
 
@@ -31,8 +31,7 @@ def colour_counts(root: Path, exclude: list[str], per_folder: int, size: int = 1
     in ``exclude`` (photos straight under ``root`` count as one more folder), resized to ``size`` square."""
     groups: dict[str, list[Path]] = {}
     for path in find_images(root, exclude):  # sorted, so each folder's photos keep their order
-        parts = path.relative_to(root).parts
-        groups.setdefault(parts[0] if len(parts) > 1 else "", []).append(path)
+        groups.setdefault(source_name(path, root), []).append(path)
     counts = torch.zeros(1)
     for files in groups.values():
         for path in files[:: max(1, len(files) // per_folder)][:per_folder]:

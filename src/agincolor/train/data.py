@@ -57,6 +57,12 @@ def find_images(root: str | os.PathLike[str], exclude: Sequence[str] = ()) -> li
     return files
 
 
+def source_name(path: Path, root: str | os.PathLike[str]) -> str:
+    """The source of a photo under ``root``: its top-level sub-folder, or "" for a photo straight under it."""
+    parts = path.relative_to(root).parts
+    return parts[0] if len(parts) > 1 else ""
+
+
 def load_rgb(path: Path) -> Image.Image:
     """Decode ``path`` fully as an RGB image; raises ImageReadError on unreadable or truncated files."""
     return open_image(path).convert("RGB")
@@ -123,11 +129,10 @@ class ImageFolder(Dataset):
         if not 0 < scale_min <= 1:
             raise ValueError(f"scale_min must be in (0, 1], got {scale_min}")
         self.files = find_images(root, exclude)
-        # Each file's source: its top-level sub-folder of root (files straight under root form one more).
-        tops = [path.relative_to(root).parts for path in self.files]
-        self.source_names = sorted({parts[0] if len(parts) > 1 else "" for parts in tops})
+        names = [source_name(path, root) for path in self.files]
+        self.source_names = sorted(set(names))
         index = {name: k for k, name in enumerate(self.source_names)}
-        self.sources = [index[parts[0] if len(parts) > 1 else ""] for parts in tops]
+        self.sources = [index[name] for name in names]  # each file's position in source_names
         self.load_size = load_size
         self.crop_size = crop_size
         self.flip = flip
