@@ -4,7 +4,7 @@ Every photo is centre-cropped to a square, resized to ``--size`` pixels and stor
 source folder (``train/<folder>/<name>.webp``), so ``agincolor train --exclude`` works on the unpacked
 tree. Folders are sampled round-robin in a fixed shuffled order until ``--max-mib`` is reached, so a cap
 keeps every source represented. An archive named ``*.tar.gz`` is gzip-compressed: the photos themselves
-do not shrink, but each tar header and its padding (about 1 KiB a photo, a fifth of a 128 px WebP) does,
+do not shrink, but each tar header and its padding (about 0.7 KiB a photo, a fifth of a 128 px WebP) does,
 so the same cap holds about a fifth more photos; ``tar xf`` unpacks either kind. Example::
 
     python scripts/pack_photos.py ../shared/data/train gpu/photos.tar.gz --size 128 --max-mib 44
