@@ -211,23 +211,26 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
         self.stream = stream
         self.global_batch = batch_size * world_size
         self.steps_per_epoch = max(1, self.n // self.global_batch) if self.n >= self.global_batch else 1
-        self.members: list[torch.Tensor] = []  # item indices of each source, when drawn source by source
+        # Item indices of each source and each source's share of the draws, when drawn source by source
+        # (at a power other than 1, and with at least two sources to choose between).
+        self.members: list[torch.Tensor] = []
         self.source_shares: torch.Tensor | None = None
         if sources is not None and source_power != 1:
             if len(sources) != dataset_size:
                 raise ValueError(f"sources has {len(sources)} entries for a dataset of {dataset_size} items")
             which = torch.as_tensor(list(sources), dtype=torch.long)
             groups = (torch.nonzero(which == k).flatten() for k in range(int(which.max()) + 1))
-            self.members = [m for m in groups if len(m)]
-            sizes = torch.tensor([len(m) for m in self.members], dtype=torch.float64)
-            self.source_shares = sizes**source_power / (sizes**source_power).sum()
+            members = [m for m in groups if len(m)]
+            if len(members) > 1:
+                sizes = torch.tensor([len(m) for m in members], dtype=torch.float64)
+                self.members, self.source_shares = members, sizes**source_power / (sizes**source_power).sum()
         self._cached: tuple[int, torch.Tensor] | None = None
 
     def _permutation(self, epoch: int) -> torch.Tensor:
         if self._cached is not None and self._cached[0] == epoch:
             return self._cached[1]
         g = _seeded(self.seed * 1_000_003 + epoch * 7919 + self.stream * 104_729)
-        if self.source_shares is None or len(self.members) < 2:
+        if self.source_shares is None:
             order = torch.randperm(self.n, generator=g)
         else:
             pick = torch.multinomial(self.source_shares, self.n, replacement=True, generator=g)
