@@ -27,7 +27,7 @@ from agincolor import AGIN, Colorizer, GroupInstanceNorm
 from agincolor.color import ab_bin_centers, ab_bin_index, ab_from_bin_logits, lab_to_rgb, rgb_to_lab
 from agincolor.generator import AB_SCALE
 from agincolor.train import CHECKPOINT_NAME, TrainConfig, Trainer, export_generator, to_gray
-from agincolor.train.losses import ChromaRebalance, decibel_error, paired_loss, soft_bin_targets
+from agincolor.train.losses import ChromaRebalance, decibel_error, distill_loss, paired_loss, soft_bin_targets
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
@@ -424,6 +424,67 @@ def test_ab_bins_soft_sigma_scores_the_soft_target() -> None:
     for kind, sigma in (("ab-huber", 5.0), ("ab-bins", -1.0)):
         with pytest.raises(ValueError, match="soft_sigma"):
             paired_loss(logits, y, kind, soft_sigma=sigma)
+
+
+def test_distill_loss_is_the_kl_divergence_from_the_teachers_distribution() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(2, 484, 3, 5)
+    own = torch.softmax(logits, dim=1)
+    assert float(distill_loss(logits, own)) == pytest.approx(0.0, abs=1e-5)
+    assert float(distill_loss(logits + 7.0, own)) == pytest.approx(0.0, abs=1e-5)  # scores, not probabilities
+    teacher = torch.softmax(2 * torch.randn(2, 484, 3, 5), dim=1)
+    kl = (teacher * (teacher.log() - torch.log_softmax(logits, dim=1))).sum(dim=1).mean()
+    assert float(distill_loss(logits, teacher)) == pytest.approx(float(kl), rel=1e-5)
+    assert float(kl) > 0.1
+    # Its gradient is the soft-target cross-entropy's: (student - teacher) per pixel, over the pixel count.
+    logits.requires_grad_(True)
+    distill_loss(logits, teacher).backward()
+    assert torch.allclose(logits.grad, (own - teacher) / 30, atol=1e-7)
+    with pytest.raises(ValueError, match="shape"):
+        distill_loss(logits[:, :100], teacher)
+
+
+BINS_RUN: dict[str, Any] = dict(
+    paired_loss="ab-bins", paired_weight=1.0, adv_weight=0.0, cycle_weight=0.0, content_weight=0.0, cam_weight=0.0
+)
+
+
+def test_distillation_scores_the_teachers_mirrored_average_and_pulls_the_student_to_it(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    Trainer(_config(data_dir, tmp_path / "teacher", steps=4, batch_size=2, lr=1e-2, **BINS_RUN), progress=False).train()
+    folder = tmp_path / "teacher" / "colorizer"
+    config = _config(
+        data_dir, tmp_path / "student", steps=30, batch_size=3, lr=5e-3, seed=1, bins_stride=2,
+        **{**BINS_RUN, "paired_weight": 1e-6}, distill_from=(str(folder),), distill_flip=True,
+    )  # fmt: skip
+    trainer = Trainer(config, progress=False)
+    teacher = Colorizer.from_pretrained(folder).generator.eval()
+    x = to_gray(_batch(trainer, range(3)))
+    with torch.no_grad():
+        seen = torch.softmax(teacher(x).image, dim=1)
+        mirrored = torch.softmax(teacher(x.flip(-1)).image, dim=1).flip(-1)
+    both = (seen + mirrored) / 2
+    assert (seen - mirrored).abs().max() > 1e-3  # the mirrored view is a second opinion, not the same one
+    # At the pixels the paired term scores, from any offset: the strided teacher gives the full map's values.
+    for dy, dx in itertools.product((0, 1), repeat=2):
+        assert torch.allclose(trainer._teacher_probs(x, (dy, dx)), both[:, :, dy::2, dx::2], atol=1e-6), (dy, dx)
+    assert torch.allclose(trainer._teacher_probs(x, None), both, atol=1e-6)
+    frozen = copy.deepcopy(trainer.teachers[0].state_dict())
+    trainer.train()
+    distill = [r["g_distill"] for r in _read_log(tmp_path / "student")]
+    assert len(distill) == 30 and all(math.isfinite(v) for v in distill)
+    assert sum(distill[-5:]) < 0.5 * sum(distill[:5])  # the student moved to the teacher's distribution
+    teacher_after = trainer.teachers[0]
+    assert all(torch.equal(v, teacher_after.state_dict()[k]) for k, v in frozen.items())
+    assert not teacher_after.head._forward_pre_hooks and not any(p.requires_grad for p in teacher_after.parameters())
+
+
+def test_distillation_refuses_a_teacher_that_does_not_predict_the_runs_bins(data_dir: Path, tmp_path: Path) -> None:
+    Trainer(_config(data_dir, tmp_path / "image", steps=1, paired_weight=1.0, adv_weight=0.0, cycle_weight=0.0), progress=False).train()
+    config = _config(data_dir, tmp_path / "student", steps=1, **BINS_RUN, distill_from=(str(tmp_path / "image" / "colorizer"),))
+    with pytest.raises(ValueError, match="distill-from .*predicts an image"):
+        Trainer(config, progress=False)
 
 
 def test_fresh_ab_bins_run_starts_its_output_layer_at_the_colour_prior(data_dir: Path, tmp_path: Path) -> None:
@@ -993,6 +1054,11 @@ def test_example_script_help_lists_every_config_field() -> None:
         (dict(bins_decibel_weight=0.1, paired_weight=1.0, paired_loss="chroma-l2"), "bins_decibel_weight"),
         (dict(bins_decibel_weight=-1.0), "bins_decibel_weight"),
         (dict(paired_loss="ab-bins", paired_weight=1.0, adv_weight=0.0, cycle_weight=0.0), "content_weight"),
+        (dict(distill_from=("teacher",)), "distill_from"),
+        (dict(distill_from=("teacher",), paired_weight=1.0, paired_loss="chroma-l2"), "distill_from"),
+        (dict(distill_flip=True), "distill_flip"),
+        (dict(distill_weight=-1.0), "distill_weight"),
+        (dict(distill_weight=True), "distill_weight"),
     ],
 )
 def test_invalid_config_raises_value_error_naming_the_field(overrides: dict[str, Any], field: str) -> None:

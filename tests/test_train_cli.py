@@ -80,3 +80,14 @@ def test_the_example_script_accepts_image_size() -> None:
         capture_output=True, text=True, env=env,
     )  # fmt: skip
     assert clash.returncode == 2 and "--image-size and --crop-size" in clash.stderr
+
+
+def test_distill_from_takes_a_comma_separated_list_from_flags_or_a_recipe(tmp_path: Path) -> None:
+    flags = ["--data", "d", "--paired-loss", "ab-bins", "--paired-weight", "1", "--adv-weight", "0", "--cycle-weight", "0"]
+    flags += ["--content-weight", "0", "--cam-weight", "0"]
+    config = _config([*flags, "--distill-from", "runs/a, runs/b", "--distill-flip", "--distill-weight", "0.5"])
+    assert (config.distill_from, config.distill_flip, config.distill_weight) == (("runs/a", "runs/b"), True, 0.5)
+    assert _config(flags).distill_from == ()
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('distill_from = ["runs/a"]\n')
+    assert _config(["--config", str(recipe), *flags]).distill_from == ("runs/a",)

@@ -64,6 +64,11 @@ _HELP = {
     "10 log10(1 + mean squared ab error of the distribution's mean), the log scale PSNR averages: halving "
     "a photo's error gains as much whether it was small or large, so photos with little colour to get "
     "wrong count as much as vivid ones; 0 off",
+    "distill_from": "ab-bins only: teacher Colorizer folders (ab-bins models on the same grid), comma separated; "
+    "adds --distill-weight times the KL divergence from their mean bin distribution to G_g's (knowledge "
+    "distillation)",
+    "distill_weight": "weight of the distillation term of --distill-from",
+    "distill_flip": "each teacher also sees the mirrored photo; its distribution, mirrored back, is averaged in",
     "base_channels": "generator stem width (bottleneck is 4x)",
     "num_blocks": "residual blocks in encoder and decoder",
     "num_groups": "group-norm groups in AGIN and GroupInstanceNorm",
@@ -148,7 +153,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
             parser.add_argument(flag, choices=ENCODER_NORMS, default=default, help=help_text)
         elif f.name == "encoder":
             parser.add_argument(flag, choices=tuple(ENCODERS), default=default, help=help_text)
-        elif f.name == "exclude":
+        elif f.name in ("exclude", "distill_from"):
             parser.add_argument(flag, default="", help=help_text)
         elif f.name == "decoder_channels":
             parser.add_argument(flag, default=None, help=help_text)
@@ -198,6 +203,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if f.name != "extra"}
     values["pooling"] = tuple(_split(values["pooling"]))
     values["exclude"] = tuple(_split(values["exclude"]))
+    values["distill_from"] = tuple(_split(values["distill_from"]))
     if values["decoder_channels"] is not None:
         try:
             values["decoder_channels"] = tuple(int(v) for v in _split(values["decoder_channels"]))

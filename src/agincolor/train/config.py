@@ -73,6 +73,11 @@ class TrainConfig:
     (``soft_sigma`` of the same function), instead of its one bin. ``bins_decibel_weight`` > 0 (ab-bins
     only) adds that many times the photos' mean chroma error in decibels, the log-scale error PSNR
     averages (``decibel_weight`` of the same function).
+    ``distill_from`` names one or more exported ab-bins Colorizer folders, teachers: the paired run then
+    adds ``distill_weight`` times the KL divergence from the teachers' mean bin distribution to G_g's, on
+    the pixels the paired term scores (:func:`agincolor.train.losses.distill_loss`); with
+    ``distill_flip`` each teacher also sees the mirrored photo, its distribution mirrored back and
+    averaged in (test-time augmentation of the teacher). Teachers are frozen and run without gradients.
     With ``cycle_weight`` = 0 the reverse generator G_c and its discriminator D_g serve no term, so they
     are not built (a pix2pix-like setting that trains three times faster). With ``adv_weight`` = 0 no
     discriminator is built at all: with the paired term this is plain supervised regression, one
@@ -130,6 +135,9 @@ class TrainConfig:
     bins_mean_weight: float = 0.0
     bins_soft_sigma: float = 0.0
     bins_decibel_weight: float = 0.0
+    distill_from: tuple[str, ...] = ()
+    distill_weight: float = 1.0
+    distill_flip: bool = False
     # Generator (both directions share the architecture).
     base_channels: int = 64
     num_blocks: int = 4
@@ -168,6 +176,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.pooling = tuple(self.pooling)
         self.exclude = tuple(self.exclude)
+        self.distill_from = tuple(self.distill_from)
         if self.decoder_channels is not None:
             self.decoder_channels = tuple(self.decoder_channels)
         if self.encoder not in ENCODERS:
@@ -263,6 +272,17 @@ class TrainConfig:
             raise ValueError(f"bins_decibel_weight must be a number >= 0, got {decibel!r}")
         if decibel > 0 and self.paired_loss not in BIN_LOSSES:
             raise ValueError(f"bins_decibel_weight {decibel} is for the ab-bins paired loss, not {self.paired_loss!r}")
+        distill = self.distill_weight
+        if isinstance(distill, bool) or not isinstance(distill, (int, float)) or not distill >= 0:
+            raise ValueError(f"distill_weight must be a number >= 0, got {distill!r}")
+        if self.distill_from and (self.paired_weight == 0 or self.paired_loss not in BIN_LOSSES):
+            raise ValueError(
+                "distill_from needs a paired ab-bins run (paired_weight > 0, paired_loss 'ab-bins'): the teachers' "
+                f"bin distributions are matched on the paired term's pixels; got paired_weight {self.paired_weight}, "
+                f"paired_loss {self.paired_loss!r}"
+            )
+        if self.distill_flip and not self.distill_from:
+            raise ValueError("distill_flip mirrors the teachers' input; it needs distill_from")
         if self.rebalance > 0 and self.paired_weight == 0:
             raise ValueError("rebalance weights the paired term; it needs paired_weight > 0")
         for name in ("time_budget", "snapshot_every"):
@@ -284,6 +304,7 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["pooling"] = list(self.pooling)
         d["exclude"] = list(self.exclude)
+        d["distill_from"] = list(self.distill_from)
         if self.decoder_channels is not None:
             d["decoder_channels"] = list(self.decoder_channels)
         return d

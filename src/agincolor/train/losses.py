@@ -38,6 +38,7 @@ __all__ = [
     "paired_loss",
     "soft_bin_targets",
     "decibel_error",
+    "distill_loss",
     "PAIRED_LOSSES",
     "BIN_LOSSES",
     "AB_LOSSES",
@@ -266,6 +267,21 @@ def decibel_error(ab: torch.Tensor, truth: torch.Tensor, pixel_weights: torch.Te
         w = pixel_weights.float()
         per_photo = (distance * w).sum(dim=(1, 2, 3)) / w.sum(dim=(1, 2, 3)).clamp_min(1e-12)
     return 10 * torch.log10(1 + per_photo)
+
+
+def distill_loss(logits: torch.Tensor, teacher_probs: torch.Tensor) -> torch.Tensor:
+    """Knowledge distillation over ab bins: the mean over pixels of KL(teacher || student).
+
+    ``logits`` (N, B, H, W) are the student's bin scores, ``teacher_probs`` (N, B, H, W) a teacher's
+    distribution over the same bins (for instance the mean of several teachers' softmaxes). Its gradient
+    is the cross-entropy's against those soft targets; the teacher's own entropy is subtracted so that the
+    value is 0 when the student predicts exactly the teacher's distribution.
+    """
+    if logits.shape != teacher_probs.shape:
+        raise ValueError(f"student scores {tuple(logits.shape)} and teacher distribution {tuple(teacher_probs.shape)} differ in shape")
+    p = teacher_probs.float()
+    log_q = torch.log_softmax(logits.float(), dim=1)
+    return (p * (p.clamp_min(1e-12).log() - log_q)).sum(dim=1).mean()
 
 
 def _weighted_mean(error: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:

@@ -249,6 +249,8 @@ class Trainer:
                 self._broadcast_parameters()
         if config.ema > 0 and self.G_ema is None:
             self.G_ema = self._average_of(self.G_g)
+        # Frozen teachers for the distillation term (``config.distill_from``).
+        self.teachers = [self._load_teacher(folder) for folder in config.distill_from]
 
     # ----------------------------------------------------------------------------------------- state
     def _networks(self) -> dict[str, nn.Module]:
@@ -326,6 +328,47 @@ class Trainer:
             state = load_file(str(disc))
             self.D_c.load_state_dict({k: v.float() for k, v in state.items()})
         return source
+
+    def _load_teacher(self, folder: str) -> Generator:
+        """A teacher's generator for ``distill_from``: an ab-bins Colorizer on this run's bin grid, frozen."""
+        from ..colorizer import Colorizer
+
+        teacher = Colorizer.from_pretrained(folder)
+        if teacher.ab_bins != self.config.ab_bins:
+            raise ValueError(
+                f"--distill-from {folder}: a teacher must predict this run's ab bins {self.config.ab_bins}, "
+                f"but it predicts {'an image' if teacher.ab_bins is None else teacher.ab_bins}"
+            )
+        G = teacher.generator.to(self.device).eval().requires_grad_(False)
+        if self.config.channels_last:
+            G.to(memory_format=torch.channels_last)
+        return G
+
+    @torch.no_grad()
+    def _teacher_probs(self, gray: torch.Tensor, offset: tuple[int, int] | None) -> torch.Tensor:
+        """The teachers' mean distribution over the ab bins for the gray batch ``gray`` (N, 3, H, W) in
+        [-1, 1], at the pixels the paired term scores: every ``bins_stride``-th from ``offset`` (all when
+        None). With ``distill_flip`` each teacher also sees the mirrored batch, its output mirrored back."""
+        k = self.config.bins_stride if offset is not None else 1
+        dy, dx = offset if offset is not None else (0, 0)
+        width = gray.shape[-1]
+        total: torch.Tensor | float = 0.0
+        views = (False, True) if self.config.distill_flip else (False,)
+        for G in self.teachers:
+            source = gray[:, :1] if G.in_channels == 1 else gray
+            for mirrored in views:
+                # Mirrored, original column c sits at width - 1 - c: the scored columns dx, dx + k, ...
+                # start there at (width - 1 - dx) mod k.
+                col = (width - 1 - dx) % k if mirrored else dx
+                hook = G.head.register_forward_pre_hook(lambda m, a, col=col: (a[0][:, :, dy::k, col::k],))
+                try:
+                    with self._autocast():
+                        scores = G(source.flip(-1) if mirrored else source).image
+                finally:
+                    hook.remove()
+                probs = torch.softmax(scores.float(), dim=1)
+                total = total + (probs.flip(-1) if mirrored else probs)
+        return total / (len(self.teachers) * len(views))
 
     def _sample_photos(self, count: int) -> Iterator[torch.Tensor]:
         """Up to ``count`` training photos, (1, 3, H, W) each, picked by the run's seed (the same on every rank)."""
@@ -526,7 +569,7 @@ class Trainer:
         # G_g's input: one gray channel or the three equal ones of the X_g domain.
         x_g = x[:, :1] if G_g.in_channels == 1 else x
         reverse = G_c is not None
-        terms = dict.fromkeys(("g_adv", "g_cycle", "g_content", "g_cam", "g_paired"), 0.0)
+        terms = dict.fromkeys(("g_adv", "g_cycle", "g_content", "g_cam", "g_paired", "g_distill"), 0.0)
 
         def backward(weighted: dict[str, tuple[float, torch.Tensor]]) -> None:
             # Each branch of eq. 9 is backpropagated as soon as it is formed, so only one branch's
@@ -582,6 +625,9 @@ class Trainer:
                         decibel_weight=cfg.bins_decibel_weight,
                     )
                     branch["g_paired"] = (cfg.paired_weight, paired)
+                    if self.teachers:
+                        soft = self._teacher_probs(x, offset if strided else None)
+                        branch["g_distill"] = (cfg.distill_weight, L.distill_loss(fake.image, soft))
             backward(branch)
             fakes.append(fake.image.detach())
             del fake, branch
@@ -591,6 +637,7 @@ class Trainer:
             + cfg.content_weight * terms["g_content"]
             + cfg.cam_weight * terms["g_cam"]
             + cfg.paired_weight * terms["g_paired"]
+            + cfg.distill_weight * terms["g_distill"]
         )
         self.world.average_gradients(self.g_params)
         self.opt_g.step()
