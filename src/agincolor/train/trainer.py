@@ -569,7 +569,9 @@ class Trainer:
         # G_g's input: one gray channel or the three equal ones of the X_g domain.
         x_g = x[:, :1] if G_g.in_channels == 1 else x
         reverse = G_c is not None
-        terms = dict.fromkeys(("g_adv", "g_cycle", "g_content", "g_cam", "g_paired", "g_distill"), 0.0)
+        terms = dict.fromkeys(("g_adv", "g_cycle", "g_content", "g_cam", "g_paired"), 0.0)
+        if self.teachers:
+            terms["g_distill"] = 0.0
 
         def backward(weighted: dict[str, tuple[float, torch.Tensor]]) -> None:
             # Each branch of eq. 9 is backpropagated as soon as it is formed, so only one branch's
@@ -637,7 +639,7 @@ class Trainer:
             + cfg.content_weight * terms["g_content"]
             + cfg.cam_weight * terms["g_cam"]
             + cfg.paired_weight * terms["g_paired"]
-            + cfg.distill_weight * terms["g_distill"]
+            + cfg.distill_weight * terms.get("g_distill", 0.0)
         )
         self.world.average_gradients(self.g_params)
         self.opt_g.step()
