@@ -6,6 +6,8 @@ all their photos). ``--limit N`` takes N photos spread evenly over each folder's
 not its first N, so a folder sorted by class is still sampled across classes. ``--min-gray-psnr DB``
 then keeps only the photos whose gray input already scores at least DB dB against the truth: the muted
 ones (overcast streets, snow, faded photos), where a wrong colour costs more than the colour it restores.
+``--mirror`` scores an ab-bins model with each pixel's bin distribution averaged over the photo and its
+mirror image, the teacher of ``agincolor train --distill-flip``: what distilling it could pass on.
 
     python scripts/evaluate_sources.py --model src/agincolor/pretrained --model runs/x/colorizer \\
         --folder val=../shared/data/val/bsds500 --folder portraits=../shared/data/train/portraits \\
@@ -68,6 +70,23 @@ def muted(files: list[Path], min_gray_psnr: float) -> list[Path]:
     return kept
 
 
+class Mirrored(torch.nn.Module):
+    """An ab-bins generator whose bin scores are the log of its distribution averaged over the photo and its
+    mirror image (mirrored back): what a ``--distill-flip`` teacher gives its student, at twice the cost."""
+
+    def __init__(self, generator: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = generator
+        self.in_channels = generator.in_channels
+        self.head_kind = generator.head_kind
+
+    def forward(self, x: torch.Tensor):  # noqa: ANN201 (a GeneratorOutput)
+        out = self.inner(x)
+        mirrored = self.inner(x.flip(-1)).image.flip(-1)
+        probs = (torch.softmax(out.image.float(), dim=1) + torch.softmax(mirrored.float(), dim=1)) / 2
+        return out._replace(image=probs.clamp_min(1e-12).log())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", required=True, help="Colorizer folder, or 'bundled'")
@@ -85,6 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         help="keep only photos whose gray input scores at least this many dB (the muted ones)",
     )
     parser.add_argument("--size", type=int, default=None, help="working size (default: the model's own)")
+    parser.add_argument(
+        "--mirror",
+        action="store_true",
+        help="ab-bins models: average each pixel's bin distribution over the photo and its mirror image",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None, help="also write every result to this file")
     args = parser.parse_args(argv)
@@ -109,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         colorizer = Colorizer.from_pretrained(None if model == "bundled" else model)
         if args.size:
             colorizer.working_size = args.size
+        if args.mirror:
+            if colorizer.ab_bins is None:
+                parser.error(f"--mirror averages bin distributions; {model} does not predict ab bins")
+            colorizer.generator = Mirrored(colorizer.generator)
         temperatures = (args.temperature or [colorizer.temperature]) if colorizer.ab_bins is not None else [None]
         for saturation, temperature in itertools.product(args.saturation or [colorizer.saturation], temperatures):
             # The pooled row sees the same photos again: colorize each only once.
@@ -128,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                 m, g, t = r["model"], r["gray baseline"], r["ground truth"]
                 fmt = lambda v: "-" if v is None or math.isnan(v) else f"{v:.3f}"  # noqa: E731
                 print(
-                    f"| {model} | {saturation:.2f} | {'-' if temperature is None else f'{temperature:.2f}'} | {name} | {len(files)} | {m['psnr']:.2f} | {g['psnr']:.2f} | "
+                    f"| {model}{' (mirrored)' if args.mirror else ''} | {saturation:.2f} | {'-' if temperature is None else f'{temperature:.2f}'} | {name} | {len(files)} | {m['psnr']:.2f} | {g['psnr']:.2f} | "
                     f"{m['psnr'] - g['psnr']:+.2f} | {m['ssim']:.4f} | {m['colorfulness']:.1f} ({t['colorfulness']:.1f}) | "
                     f"{fmt(m['green'])} | {fmt(m['blue'])} |",
                     flush=True,

@@ -1,0 +1,62 @@
+"""scripts/evaluate_sources.py --mirror: a bin model's distribution averaged over the photo and its mirror image."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from agincolor import Colorizer, Generator
+
+REPO = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("evaluate_sources", REPO / "scripts" / "evaluate_sources.py")
+evaluate_sources = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(evaluate_sources)  # type: ignore[union-attr]
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_threads() -> Iterator[None]:
+    """The script sets torch's thread count for the whole process; give the other tests theirs back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def _bins_generator() -> Generator:
+    torch.manual_seed(0)
+    return Generator(in_channels=1, out_channels=484, head="logits", base_channels=8, num_blocks=1, num_groups=4).eval()
+
+
+def test_mirrored_scores_are_the_log_of_both_views_mean_distribution_and_mirror_with_the_photo() -> None:
+    G = _bins_generator()
+    M = evaluate_sources.Mirrored(G)
+    x = torch.rand(2, 1, 32, 48) * 2 - 1
+    with torch.no_grad():
+        scores = M(x).image
+        both = (torch.softmax(G(x).image, 1) + torch.softmax(G(x.flip(-1)).image, 1).flip(-1)) / 2
+        assert torch.allclose(scores.exp(), both, atol=1e-6)
+        assert (torch.softmax(G(x).image, 1) - both).abs().max() > 1e-4  # the mirror view changes the answer
+        # The average is the same whichever way round the photo comes: mirroring it mirrors the output.
+        assert torch.allclose(M(x.flip(-1)).image, scores.flip(-1), atol=1e-5)
+
+
+def test_mirror_flag_scores_a_bin_model_and_refuses_an_image_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for k in range(2):
+        Image.new("RGB", (40, 40), (40 + 80 * k, 120, 200 - 60 * k)).save(photos / f"p{k}.png")
+    bins = Colorizer(generator=dict(in_channels=1, out_channels=484, head="logits", base_channels=8, num_blocks=1, num_groups=4),
+                     ab_bins={"bin_size": 10.0, "limit": 110.0}, working_size=32)  # fmt: skip
+    bins.save_pretrained(tmp_path / "bins")
+    assert evaluate_sources.main(["--model", str(tmp_path / "bins"), "--folder", f"p={photos}", "--mirror", "--threads", "1"]) == 0
+    assert "(mirrored)" in capsys.readouterr().out
+    image = Colorizer(generator=dict(base_channels=8, num_blocks=1, num_groups=4), working_size=32)
+    image.save_pretrained(tmp_path / "image")
+    with pytest.raises(SystemExit):
+        evaluate_sources.main(["--model", str(tmp_path / "image"), "--folder", f"p={photos}", "--mirror"])
+    assert "does not predict ab bins" in capsys.readouterr().err
