@@ -349,23 +349,21 @@ class Trainer:
         """The teachers' mean distribution over the ab bins for the gray batch ``gray`` (N, 3, H, W) in
         [-1, 1], at the pixels the paired term scores: every ``bins_stride``-th from ``offset`` (all when
         None). With ``distill_flip`` each teacher also sees the mirrored batch, its output mirrored back."""
-        k = self.config.bins_stride if offset is not None else 1
-        dy, dx = offset if offset is not None else (0, 0)
         width = gray.shape[-1]
         total: torch.Tensor | float = 0.0
         views = (False, True) if self.config.distill_flip else (False,)
         for G in self.teachers:
             source = gray[:, :1] if G.in_channels == 1 else gray
             for mirrored in views:
-                # Mirrored, original column c sits at width - 1 - c: the scored columns dx, dx + k, ...
-                # start there at (width - 1 - dx) mod k.
-                col = (width - 1 - dx) % k if mirrored else dx
-                hook = G.head.register_forward_pre_hook(lambda m, a, col=col: (a[0][:, :, dy::k, col::k],))
-                try:
-                    with self._autocast():
-                        scores = G(source.flip(-1) if mirrored else source).image
-                finally:
-                    hook.remove()
+                strided: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+                if offset is not None:
+                    # Mirrored, original column c sits at width - 1 - c: the scored columns dx, dx + k, ...
+                    # start there at (width - 1 - dx) mod k.
+                    dy, dx = offset
+                    col = (width - 1 - dx) % self.config.bins_stride if mirrored else dx
+                    strided = self._strided_head(G, (dy, col))
+                with strided, self._autocast():
+                    scores = G(source.flip(-1) if mirrored else source).image
                 probs = torch.softmax(scores.float(), dim=1)
                 total = total + (probs.flip(-1) if mirrored else probs)
         return total / (len(self.teachers) * len(views))
@@ -445,11 +443,11 @@ class Trainer:
         conv.bias.copy_(((centers @ fit[-1] - half_norm) / best**2).to(conv.bias))
 
     @contextlib.contextmanager
-    def _strided_head(self, G: Generator) -> Iterator[tuple[int, int]]:
-        """While open, ``G``'s output layer sees only every ``bins_stride``-th pixel each way, from a random
-        offset (yielded as ``(dy, dx)``): a 1x1 layer on those pixels gives exactly their scores."""
+    def _strided_head(self, G: Generator, offset: tuple[int, int] | None = None) -> Iterator[tuple[int, int]]:
+        """While open, ``G``'s output layer sees only every ``bins_stride``-th pixel each way, from ``offset``
+        or else a random one (yielded as ``(dy, dx)``): a 1x1 layer on those pixels gives exactly their scores."""
         k = self.config.bins_stride
-        dy, dx = (int(v) for v in torch.randint(k, (2,)))
+        dy, dx = offset if offset is not None else (int(v) for v in torch.randint(k, (2,)))
         handle = G.head.register_forward_pre_hook(lambda module, args: (args[0][:, :, dy::k, dx::k],))
         try:
             yield dy, dx
