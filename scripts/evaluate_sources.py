@@ -8,6 +8,9 @@ then keeps only the photos whose gray input already scores at least DB dB agains
 ones (overcast streets, snow, faded photos), where a wrong colour costs more than the colour it restores.
 ``--mirror`` scores an ab-bins model with each pixel's bin distribution averaged over the photo and its
 mirror image, the teacher of ``agincolor train --distill-flip``: what distilling it could pass on.
+``--zoom Z`` runs the network on its working-size gray input enlarged Z times (bilinear), then brings each
+pixel's bin distribution back to the working size: the photo's objects appear Z times larger, as in the
+random-resized crops of training (``--scale-min``), at Z squared times the network's cost.
 
     python scripts/evaluate_sources.py --model src/agincolor/pretrained --model runs/x/colorizer \\
         --folder val=../shared/data/val/bsds500 --folder portraits=../shared/data/train/portraits \\
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from agincolor import Colorizer
@@ -87,6 +91,25 @@ class Mirrored(torch.nn.Module):
         return out._replace(image=probs.clamp_min(1e-12).log())
 
 
+class Zoomed(torch.nn.Module):
+    """An ab-bins generator that sees its input enlarged ``zoom`` times (bilinear) and whose bin scores are the
+    log of its distribution resized back (bilinear) to the input's size."""
+
+    def __init__(self, generator: torch.nn.Module, zoom: float) -> None:
+        super().__init__()
+        self.inner = generator
+        self.zoom = zoom
+        self.in_channels = generator.in_channels
+        self.head_kind = generator.head_kind
+
+    def forward(self, x: torch.Tensor):  # noqa: ANN201 (a GeneratorOutput)
+        h, w = x.shape[-2:]
+        big = F.interpolate(x, size=(round(h * self.zoom), round(w * self.zoom)), mode="bilinear", align_corners=False)
+        out = self.inner(big)
+        probs = F.interpolate(torch.softmax(out.image.float(), dim=1), size=(h, w), mode="bilinear", align_corners=False)
+        return out._replace(image=probs.clamp_min(1e-12).log())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", required=True, help="Colorizer folder, or 'bundled'")
@@ -109,9 +132,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="ab-bins models: average each pixel's bin distribution over the photo and its mirror image",
     )
+    parser.add_argument(
+        "--zoom",
+        type=float,
+        default=1.0,
+        help="ab-bins models: run the network on its input enlarged this many times (>= 1), scores resized back",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None, help="also write every result to this file")
     args = parser.parse_args(argv)
+    if not (math.isfinite(args.zoom) and args.zoom >= 1):
+        parser.error(f"--zoom must be a number >= 1, got {args.zoom}")
     torch.set_num_threads(args.threads)
     folders = parse_folders(args.folder, args.limit, parser)
     if args.min_gray_psnr is not None:
@@ -133,10 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         colorizer = Colorizer.from_pretrained(None if model == "bundled" else model)
         if args.size:
             colorizer.working_size = args.size
+        if (args.mirror or args.zoom != 1) and colorizer.ab_bins is None:
+            parser.error(f"--mirror and --zoom act on bin distributions; {model} does not predict ab bins")
+        if args.zoom != 1:
+            colorizer.generator = Zoomed(colorizer.generator, args.zoom)
         if args.mirror:
-            if colorizer.ab_bins is None:
-                parser.error(f"--mirror averages bin distributions; {model} does not predict ab bins")
             colorizer.generator = Mirrored(colorizer.generator)
+        tag = (" (mirrored)" if args.mirror else "") + (f" (zoom {args.zoom:g})" if args.zoom != 1 else "")
         temperatures = (args.temperature or [colorizer.temperature]) if colorizer.ab_bins is not None else [None]
         for saturation, temperature in itertools.product(args.saturation or [colorizer.saturation], temperatures):
             # The pooled row sees the same photos again: colorize each only once.
@@ -156,12 +190,12 @@ def main(argv: list[str] | None = None) -> int:
                 m, g, t = r["model"], r["gray baseline"], r["ground truth"]
                 fmt = lambda v: "-" if v is None or math.isnan(v) else f"{v:.3f}"  # noqa: E731
                 print(
-                    f"| {model}{' (mirrored)' if args.mirror else ''} | {saturation:.2f} | {'-' if temperature is None else f'{temperature:.2f}'} | {name} | {len(files)} | {m['psnr']:.2f} | {g['psnr']:.2f} | "
+                    f"| {model}{tag} | {saturation:.2f} | {'-' if temperature is None else f'{temperature:.2f}'} | {name} | {len(files)} | {m['psnr']:.2f} | {g['psnr']:.2f} | "
                     f"{m['psnr'] - g['psnr']:+.2f} | {m['ssim']:.4f} | {m['colorfulness']:.1f} ({t['colorfulness']:.1f}) | "
                     f"{fmt(m['green'])} | {fmt(m['blue'])} |",
                     flush=True,
                 )
-                results.append({"model": model, "saturation": saturation, "temperature": temperature, "folder": name, "photos": len(files), **r})
+                results.append({"model": model, "mirror": args.mirror, "zoom": args.zoom, "saturation": saturation, "temperature": temperature, "folder": name, "photos": len(files), **r})
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=lambda v: None))
     return 0

@@ -1,4 +1,5 @@
-"""scripts/evaluate_sources.py --mirror: a bin model's distribution averaged over the photo and its mirror image."""
+"""scripts/evaluate_sources.py --mirror and --zoom: a bin model's distribution averaged over the photo and its mirror
+image, or taken from the photo enlarged."""
 
 from __future__ import annotations
 
@@ -59,4 +60,45 @@ def test_mirror_flag_scores_a_bin_model_and_refuses_an_image_model(tmp_path: Pat
     image.save_pretrained(tmp_path / "image")
     with pytest.raises(SystemExit):
         evaluate_sources.main(["--model", str(tmp_path / "image"), "--folder", f"p={photos}", "--mirror"])
+    assert "does not predict ab bins" in capsys.readouterr().err
+
+
+def test_zoomed_scores_come_from_the_enlarged_input_resized_back() -> None:
+    G = _bins_generator()
+    Z = evaluate_sources.Zoomed(G, 1.25)
+    x = torch.rand(1, 1, 32, 48) * 2 - 1
+    with torch.no_grad():
+        scores = Z(x).image
+        big = torch.nn.functional.interpolate(x, size=(40, 60), mode="bilinear", align_corners=False)
+        expected = torch.nn.functional.interpolate(torch.softmax(G(big).image, 1), size=(32, 48), mode="bilinear", align_corners=False)
+        assert scores.shape == (1, 484, 32, 48)
+        assert torch.allclose(scores.exp(), expected, atol=1e-6)
+        assert torch.allclose(scores.exp().sum(1), torch.ones(1, 32, 48), atol=1e-5)  # still a distribution per pixel
+        assert (scores.exp() - torch.softmax(G(x).image, 1)).abs().max() > 1e-4  # the enlarged view changes the answer
+
+
+def test_zoom_flag_scores_a_bin_model_and_refuses_a_shrink_or_an_image_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for k in range(2):
+        Image.new("RGB", (40, 40), (40 + 80 * k, 120, 200 - 60 * k)).save(photos / f"p{k}.png")
+    bins = Colorizer(generator=dict(in_channels=1, out_channels=484, head="logits", base_channels=8, num_blocks=1, num_groups=4),
+                     ab_bins={"bin_size": 10.0, "limit": 110.0}, working_size=32)  # fmt: skip
+    bins.save_pretrained(tmp_path / "bins")
+    args = ["--model", str(tmp_path / "bins"), "--folder", f"p={photos}", "--threads", "1"]
+    assert evaluate_sources.main([*args, "--zoom", "1.5", "--mirror", "--json", str(tmp_path / "r.json")]) == 0
+    assert "(mirrored) (zoom 1.5)" in capsys.readouterr().out
+    (row,) = json.loads((tmp_path / "r.json").read_text())
+    assert row["zoom"] == 1.5 and row["mirror"] is True
+    with pytest.raises(SystemExit):
+        evaluate_sources.main([*args, "--zoom", "0.5"])
+    assert "--zoom must be a number >= 1" in capsys.readouterr().err
+    image = Colorizer(generator=dict(base_channels=8, num_blocks=1, num_groups=4), working_size=32)
+    image.save_pretrained(tmp_path / "image")
+    with pytest.raises(SystemExit):
+        evaluate_sources.main(["--model", str(tmp_path / "image"), "--folder", f"p={photos}", "--zoom", "1.25"])
     assert "does not predict ab bins" in capsys.readouterr().err
