@@ -31,6 +31,21 @@ def _bins_generator() -> Generator:
     return Generator(in_channels=1, out_channels=484, head="logits", base_channels=8, num_blocks=1, num_groups=4).eval()
 
 
+def _photos_and_bin_model(tmp_path: Path) -> Path:
+    """Two small colour photos in ``tmp_path/photos`` (returned), and a tiny untrained ab-bins model saved in
+    ``tmp_path/bins``."""
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for k in range(2):
+        Image.new("RGB", (40, 40), (40 + 80 * k, 120, 200 - 60 * k)).save(photos / f"p{k}.png")
+    bins = Colorizer(generator=dict(in_channels=1, out_channels=484, head="logits", base_channels=8, num_blocks=1, num_groups=4),
+                     ab_bins={"bin_size": 10.0, "limit": 110.0}, working_size=32)  # fmt: skip
+    bins.save_pretrained(tmp_path / "bins")
+    return photos
+
+
 def test_mirrored_scores_are_the_log_of_both_views_mean_distribution_and_mirror_with_the_photo() -> None:
     G = _bins_generator()
     M = evaluate_sources.Mirrored(G)
@@ -45,15 +60,7 @@ def test_mirrored_scores_are_the_log_of_both_views_mean_distribution_and_mirror_
 
 
 def test_mirror_flag_scores_a_bin_model_and_refuses_an_image_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from PIL import Image
-
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for k in range(2):
-        Image.new("RGB", (40, 40), (40 + 80 * k, 120, 200 - 60 * k)).save(photos / f"p{k}.png")
-    bins = Colorizer(generator=dict(in_channels=1, out_channels=484, head="logits", base_channels=8, num_blocks=1, num_groups=4),
-                     ab_bins={"bin_size": 10.0, "limit": 110.0}, working_size=32)  # fmt: skip
-    bins.save_pretrained(tmp_path / "bins")
+    photos = _photos_and_bin_model(tmp_path)
     assert evaluate_sources.main(["--model", str(tmp_path / "bins"), "--folder", f"p={photos}", "--mirror", "--threads", "1"]) == 0
     assert "(mirrored)" in capsys.readouterr().out
     image = Colorizer(generator=dict(base_channels=8, num_blocks=1, num_groups=4), working_size=32)
@@ -80,15 +87,7 @@ def test_zoomed_scores_come_from_the_enlarged_input_resized_back() -> None:
 def test_zoom_flag_scores_a_bin_model_and_refuses_a_shrink_or_an_image_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from PIL import Image
-
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for k in range(2):
-        Image.new("RGB", (40, 40), (40 + 80 * k, 120, 200 - 60 * k)).save(photos / f"p{k}.png")
-    bins = Colorizer(generator=dict(in_channels=1, out_channels=484, head="logits", base_channels=8, num_blocks=1, num_groups=4),
-                     ab_bins={"bin_size": 10.0, "limit": 110.0}, working_size=32)  # fmt: skip
-    bins.save_pretrained(tmp_path / "bins")
+    photos = _photos_and_bin_model(tmp_path)
     args = ["--model", str(tmp_path / "bins"), "--folder", f"p={photos}", "--threads", "1"]
     assert evaluate_sources.main([*args, "--zoom", "1.5", "--mirror", "--json", str(tmp_path / "r.json")]) == 0
     assert "(mirrored) (zoom 1.5)" in capsys.readouterr().out
