@@ -125,7 +125,7 @@ def rgb_mean_chroma(colorizer: Colorizer, gray: torch.Tensor, temperature: float
     lightness = rgb_to_lab(gray.float().expand(-1, 3, -1, -1))[:, :1]  # the gray as a neutral sRGB colour
     centers = colorizer.ab_centers.float()
     n, q, h, w = probs.shape
-    mean = torch.zeros(n, 3, h, w)
+    mean = torch.zeros(n, 3, h, w, device=probs.device)
     for start in range(0, q, 64):  # 64 bins at a time bounds the memory
         part = centers[start : start + 64]
         lab = torch.cat([lightness[:, None].expand(-1, len(part), -1, -1, -1), part[None, :, :, None, None].expand(n, -1, -1, h, w)], 2)
