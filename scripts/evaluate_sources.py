@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from agincolor import Colorizer
-from agincolor.color import lab_to_rgb, rgb_to_lab
+from agincolor.color import lab_l_from_srgb, lab_to_rgb, rgb_to_lab
 from agincolor.evaluate import _capped_psnr, _load_256, evaluate, list_images
 
 
@@ -79,9 +79,9 @@ def muted(files: list[Path], min_gray_psnr: float) -> list[Path]:
     return kept
 
 
-class Mirrored(torch.nn.Module):
-    """An ab-bins generator whose bin scores are the log of its distribution averaged over the photo and its
-    mirror image (mirrored back): what a ``--distill-flip`` teacher gives its student, at twice the cost."""
+class _BinView(torch.nn.Module):
+    """An ab-bins generator seen another way: it stands in for ``generator`` in a Colorizer, and its bin
+    scores are the log of a distribution that ``forward`` derives from the generator's."""
 
     def __init__(self, generator: torch.nn.Module) -> None:
         super().__init__()
@@ -89,30 +89,36 @@ class Mirrored(torch.nn.Module):
         self.in_channels = generator.in_channels
         self.head_kind = generator.head_kind
 
+    @staticmethod
+    def _as_scores(out, probs: torch.Tensor):  # noqa: ANN001, ANN205 (GeneratorOutput in and out)
+        return out._replace(image=probs.clamp_min(1e-12).log())
+
+
+class Mirrored(_BinView):
+    """An ab-bins generator whose bin scores are the log of its distribution averaged over the photo and its
+    mirror image (mirrored back): what a ``--distill-flip`` teacher gives its student, at twice the cost."""
+
     def forward(self, x: torch.Tensor):  # noqa: ANN201 (a GeneratorOutput)
         out = self.inner(x)
         mirrored = self.inner(x.flip(-1)).image.flip(-1)
         probs = (torch.softmax(out.image.float(), dim=1) + torch.softmax(mirrored.float(), dim=1)) / 2
-        return out._replace(image=probs.clamp_min(1e-12).log())
+        return self._as_scores(out, probs)
 
 
-class Zoomed(torch.nn.Module):
+class Zoomed(_BinView):
     """An ab-bins generator that sees its input enlarged ``zoom`` times (bilinear) and whose bin scores are the
     log of its distribution resized back (bilinear) to the input's size."""
 
     def __init__(self, generator: torch.nn.Module, zoom: float) -> None:
-        super().__init__()
-        self.inner = generator
+        super().__init__(generator)
         self.zoom = zoom
-        self.in_channels = generator.in_channels
-        self.head_kind = generator.head_kind
 
     def forward(self, x: torch.Tensor):  # noqa: ANN201 (a GeneratorOutput)
         h, w = x.shape[-2:]
         big = F.interpolate(x, size=(round(h * self.zoom), round(w * self.zoom)), mode="bilinear", align_corners=False)
         out = self.inner(big)
         probs = F.interpolate(torch.softmax(out.image.float(), dim=1), size=(h, w), mode="bilinear", align_corners=False)
-        return out._replace(image=probs.clamp_min(1e-12).log())
+        return self._as_scores(out, probs)
 
 
 def rgb_mean_chroma(colorizer: Colorizer, gray: torch.Tensor, temperature: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,7 +128,7 @@ def rgb_mean_chroma(colorizer: Colorizer, gray: torch.Tensor, temperature: float
     out = colorizer.generator(x.expand(-1, 3, -1, -1) if colorizer.generator.in_channels == 3 else x)
     t = colorizer.temperature if temperature is None else temperature
     probs = torch.softmax(out.image.float() / t, dim=1)  # (N, Q, H, W)
-    lightness = rgb_to_lab(gray.float().expand(-1, 3, -1, -1))[:, :1]  # the gray as a neutral sRGB colour
+    lightness = lab_l_from_srgb(gray.float().expand(-1, 3, -1, -1))  # the gray as a neutral sRGB colour
     centers = colorizer.ab_centers.float()
     n, q, h, w = probs.shape
     mean = torch.zeros(n, 3, h, w, device=probs.device)
