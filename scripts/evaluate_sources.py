@@ -11,9 +11,8 @@ mirror image, the teacher of ``agincolor train --distill-flip``: what distilling
 ``--zoom Z`` runs the network on its working-size gray input enlarged Z times (bilinear), then brings each
 pixel's bin distribution back to the working size: the photo's objects appear Z times larger, as in the
 random-resized crops of training (``--scale-min``), at Z squared times the network's cost.
-``--rgb-mean`` decodes an ab-bins model by the mean sRGB colour of its bins (each at the pixel's own
-lightness) under the tempered distribution, instead of the mean of their ab: the colour that minimises
-the expected squared error in sRGB, which PSNR measures. Slow (every bin is converted at every pixel).
+``--decoding ab-mean|srgb-mean`` (repeatable) sets how an ab-bins model's distribution becomes a colour
+(``Colorizer.decoding``; default the model's own), so both can be compared in one run.
 
     python scripts/evaluate_sources.py --model src/agincolor/pretrained --model runs/x/colorizer \\
         --folder val=../shared/data/val/bsds500 --folder portraits=../shared/data/train/portraits \\
@@ -23,7 +22,6 @@ the expected squared error in sRGB, which PSNR measures. Slow (every bin is conv
 from __future__ import annotations
 
 import argparse
-import functools
 import hashlib
 import itertools
 import json
@@ -37,7 +35,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from agincolor import Colorizer
-from agincolor.color import lab_l_from_srgb, lab_to_rgb, rgb_to_lab
+from agincolor.colorizer import DECODINGS
 from agincolor.evaluate import _capped_psnr, _load_256, evaluate, list_images
 
 
@@ -121,25 +119,6 @@ class Zoomed(_BinView):
         return self._as_scores(out, probs)
 
 
-def rgb_mean_chroma(colorizer: Colorizer, gray: torch.Tensor, temperature: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``Colorizer.gray_to_chroma`` for ``--rgb-mean``: the ab of the mean sRGB colour of the bins, each bin's
-    centre taken at the gray pixel's lightness, under ``softmax(scores / temperature)``."""
-    x = (gray.float() * 2 - 1).clamp(-1, 1)
-    out = colorizer.generator(x.expand(-1, 3, -1, -1) if colorizer.generator.in_channels == 3 else x)
-    t = colorizer.temperature if temperature is None else temperature
-    probs = torch.softmax(out.image.float() / t, dim=1)  # (N, Q, H, W)
-    lightness = lab_l_from_srgb(gray.float().expand(-1, 3, -1, -1))  # the gray as a neutral sRGB colour
-    centers = colorizer.ab_centers.float()
-    n, q, h, w = probs.shape
-    mean = torch.zeros(n, 3, h, w, device=probs.device)
-    for start in range(0, q, 64):  # 64 bins at a time bounds the memory
-        part = centers[start : start + 64]
-        lab = torch.cat([lightness[:, None].expand(-1, len(part), -1, -1, -1), part[None, :, :, None, None].expand(n, -1, -1, h, w)], 2)
-        rgb = lab_to_rgb(lab.reshape(-1, 3, h, w)).reshape(n, len(part), 3, h, w)
-        mean += (probs[:, start : start + 64, None] * rgb).sum(1)
-    return rgb_to_lab(mean)[:, 1:], out.heatmap.float()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", required=True, help="Colorizer folder, or 'bundled'")
@@ -169,9 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         help="ab-bins models: run the network on its input enlarged this many times (>= 1), scores resized back",
     )
     parser.add_argument(
-        "--rgb-mean",
-        action="store_true",
-        help="ab-bins models: decode by the mean sRGB colour of the bins, not the mean of their ab",
+        "--decoding",
+        action="append",
+        choices=DECODINGS,
+        help="ab-bins models: one or more decodings of the bin distribution (default: the model's own)",
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None, help="also write every result to this file")
@@ -199,18 +179,18 @@ def main(argv: list[str] | None = None) -> int:
         colorizer = Colorizer.from_pretrained(None if model == "bundled" else model)
         if args.size:
             colorizer.working_size = args.size
-        if (args.mirror or args.zoom != 1 or args.rgb_mean) and colorizer.ab_bins is None:
-            parser.error(f"--mirror, --zoom and --rgb-mean act on bin distributions; {model} does not predict ab bins")
-        if args.rgb_mean:
-            colorizer.gray_to_chroma = functools.partial(rgb_mean_chroma, colorizer)
+        if (args.mirror or args.zoom != 1 or args.decoding) and colorizer.ab_bins is None:
+            parser.error(f"--mirror, --zoom and --decoding act on bin distributions; {model} does not predict ab bins")
         if args.zoom != 1:
             colorizer.generator = Zoomed(colorizer.generator, args.zoom)
         if args.mirror:
             colorizer.generator = Mirrored(colorizer.generator)
         tag = (" (mirrored)" if args.mirror else "") + (f" (zoom {args.zoom:g})" if args.zoom != 1 else "")
-        tag += " (RGB mean)" if args.rgb_mean else ""
         temperatures = (args.temperature or [colorizer.temperature]) if colorizer.ab_bins is not None else [None]
-        for saturation, temperature in itertools.product(args.saturation or [colorizer.saturation], temperatures):
+        decodings = args.decoding or [colorizer.decoding]
+        for saturation, temperature, decoding in itertools.product(args.saturation or [colorizer.saturation], temperatures, decodings):
+            colorizer.decoding = decoding
+            shown = tag + (f" ({decoding})" if colorizer.ab_bins is not None else "")
             # The pooled row sees the same photos again: colorize each only once.
             done: dict[bytes, object] = {}
 
@@ -228,12 +208,12 @@ def main(argv: list[str] | None = None) -> int:
                 m, g, t = r["model"], r["gray baseline"], r["ground truth"]
                 fmt = lambda v: "-" if v is None or math.isnan(v) else f"{v:.3f}"  # noqa: E731
                 print(
-                    f"| {model}{tag} | {saturation:.2f} | {'-' if temperature is None else f'{temperature:.2f}'} | {name} | {len(files)} | {m['psnr']:.2f} | {g['psnr']:.2f} | "
+                    f"| {model}{shown} | {saturation:.2f} | {'-' if temperature is None else f'{temperature:.2f}'} | {name} | {len(files)} | {m['psnr']:.2f} | {g['psnr']:.2f} | "
                     f"{m['psnr'] - g['psnr']:+.2f} | {m['ssim']:.4f} | {m['colorfulness']:.1f} ({t['colorfulness']:.1f}) | "
                     f"{fmt(m['green'])} | {fmt(m['blue'])} |",
                     flush=True,
                 )
-                results.append({"model": model, "mirror": args.mirror, "zoom": args.zoom, "rgb_mean": args.rgb_mean, "saturation": saturation, "temperature": temperature, "folder": name, "photos": len(files), **r})
+                results.append({"model": model, "mirror": args.mirror, "zoom": args.zoom, "decoding": decoding, "saturation": saturation, "temperature": temperature, "folder": name, "photos": len(files), **r})
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=lambda v: None))
     return 0

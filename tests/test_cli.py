@@ -266,6 +266,26 @@ def test_temperature_option_sets_a_bins_models_temperature_and_is_refused_for_im
         run("evaluate", photos, "--model", bins_dir, "--temperature", "0")
 
 
+def test_decoding_option_sets_a_bins_models_decoding_and_is_refused_for_image_models(
+    photos, model_dir, tmp_path, monkeypatch, capsys
+):
+    bins_dir = tmp_path / "bins"
+    Colorizer(
+        generator=dict(base_channels=8, num_groups=8, num_blocks=1, head="logits", out_channels=484),
+        working_size=32,
+        ab_bins={"bin_size": 10.0, "limit": 110.0},
+    ).save_pretrained(bins_dir)
+    seen = spy_on_colorize(monkeypatch, "decoding")
+    assert run("colorize", photos / "gray.png", "-o", tmp_path / "out", "--model", bins_dir, "--decoding", "srgb-mean") == 0
+    assert run("colorize", photos / "gray.png", "-o", tmp_path / "out1", "--model", bins_dir) == 0
+    assert seen == ["srgb-mean", "ab-mean"] and (tmp_path / "out" / "gray.png").is_file()
+    assert run("colorize", photos / "gray.png", "-o", tmp_path / "out2", "--model", model_dir, "--decoding", "srgb-mean") == 2
+    assert "--decoding applies only to a model that predicts colour bins" in capsys.readouterr().err
+    assert not (tmp_path / "out2").exists()
+    with pytest.raises(SystemExit):
+        run("evaluate", photos, "--model", bins_dir, "--decoding", "rgb")
+
+
 def test_bad_device_exits_2(photos, model_dir, tmp_path, capsys):
     assert run("colorize", photos, "-o", tmp_path / "out", "--model", model_dir, "--device", "toaster") == 2
     assert "unknown device 'toaster'" in capsys.readouterr().err

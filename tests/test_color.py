@@ -15,6 +15,7 @@ from skimage.color import lab2rgb as sk_lab2rgb
 from skimage.color import rgb2lab as sk_rgb2lab
 
 from agincolor.color import (
+    ab_bin_centers,
     lab_l_from_srgb,
     lab_to_rgb,
     linear_to_srgb,
@@ -283,3 +284,60 @@ def test_annealed_mean_moves_from_the_mean_to_the_mode_as_the_temperature_falls(
         ab_from_bin_logits(logits, centers, temperature=0.0)
     with pytest.raises(ValueError, match="3 bins"):
         ab_from_bin_logits(torch.zeros(1, 4, 1, 1), centers)
+
+
+def _srgb_mean_by_every_bin(logits: torch.Tensor, centers: torch.Tensor, lightness: torch.Tensor, t: float) -> torch.Tensor:
+    """The sRGB-mean decoding done the slow way: every bin converted at every pixel's own lightness."""
+    n, q, h, w = logits.shape
+    lab = torch.cat([lightness[:, None].expand(n, q, 1, h, w), centers[None, :, :, None, None].expand(n, q, 2, h, w)], 2)
+    rgb = lab_to_rgb(lab.double()).float()  # (N, Q, 3, H, W), clipped to the gamut
+    mean = (torch.softmax(logits / t, 1)[:, :, None] * rgb).sum(1)
+    return rgb_to_lab(mean)[:, 1:]
+
+
+def test_srgb_mean_decoding_averages_the_bins_colours_not_their_ab() -> None:
+    from agincolor.color import ab_from_bin_logits, ab_from_bin_logits_srgb_mean
+
+    centers = ab_bin_centers()
+    blue = int((centers - torch.tensor([0.0, -25.0])).norm(dim=1).argmin())
+    orange = int((centers - torch.tensor([20.0, 35.0])).norm(dim=1).argmin())
+    logits = torch.full((1, 484, 1, 3), -1e4)
+    logits[0, blue, 0, 0] = 0.0  # all on one bin
+    logits[0, [blue, orange], 0, 1:] = 0.0  # half on each of two opposite hues
+    lightness = torch.tensor([50.0, 50.0, 53.7]).view(1, 1, 1, 3)  # on a tabulated level, and between two
+    ab = ab_from_bin_logits_srgb_mean(logits, centers, lightness, 1.0)
+    assert torch.allclose(ab[0, :, 0, 0], centers[blue], atol=0.05)  # one bin: its own chroma
+    exact = _srgb_mean_by_every_bin(logits, centers, lightness, 1.0)
+    assert torch.allclose(ab[0, :, 0, 1], exact[0, :, 0, 1], atol=0.05)
+    assert torch.allclose(ab[0, :, 0, 2], exact[0, :, 0, 2], atol=0.5)
+    # ... which is not the mean of their ab.
+    assert (ab[0, :, 0, 1] - ab_from_bin_logits(logits, centers, 1.0)[0, :, 0, 1]).abs().max() > 1.0
+
+
+def test_srgb_mean_decoding_is_within_one_and_a_half_ab_units_of_converting_every_bin() -> None:
+    from agincolor.color import ab_from_bin_logits_srgb_mean
+
+    torch.manual_seed(0)
+    centers = ab_bin_centers()
+    logits = torch.randn(2, 484, 6, 7) * 4  # broad and peaked distributions over every hue
+    lightness = torch.rand(2, 1, 6, 7) * 100
+    for t in (0.4, 1.0):
+        got = ab_from_bin_logits_srgb_mean(logits, centers, lightness, t)
+        assert got.shape == (2, 2, 6, 7)
+        error = (got - _srgb_mean_by_every_bin(logits, centers, lightness, t)).abs()
+        assert error.max() < 1.5 and error.mean() < 0.1  # a just-noticeable difference is about 2.3
+
+
+def test_srgb_mean_decoding_refuses_mismatched_shapes_and_bad_settings() -> None:
+    from agincolor.color import ab_from_bin_logits_srgb_mean
+
+    centers = ab_bin_centers()
+    logits = torch.zeros(1, 484, 4, 5)
+    with pytest.raises(ValueError, match=r"lightness of shape \(1, 1, 4, 5\)"):
+        ab_from_bin_logits_srgb_mean(logits, centers, torch.zeros(1, 1, 5, 4))
+    with pytest.raises(ValueError, match="484 bins"):
+        ab_from_bin_logits_srgb_mean(logits[:, :100], centers, torch.zeros(1, 1, 4, 5))
+    with pytest.raises(ValueError, match="temperature"):
+        ab_from_bin_logits_srgb_mean(logits, centers, torch.zeros(1, 1, 4, 5), temperature=0.0)
+    with pytest.raises(ValueError, match="levels"):
+        ab_from_bin_logits_srgb_mean(logits, centers, torch.zeros(1, 1, 4, 5), levels=1)

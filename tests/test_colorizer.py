@@ -824,6 +824,49 @@ def test_a_higher_temperature_averages_the_predicted_colours() -> None:
         model.colorize(value, temperature=0)
 
 
+def test_srgb_mean_decoding_is_a_config_choice_that_is_saved_and_loaded(tmp_path: Path) -> None:
+    from agincolor.color import ab_from_bin_logits_srgb_mean, lab_l_from_srgb
+
+    value = np.full((33, 35), 119, np.uint8)
+    one = make_bins_colorizer(45.0, 25.0, decoding="srgb-mean")
+    lab = rgb_to_lab(torch.from_numpy(one.colorize(value).astype(np.float64) / 255).permute(2, 0, 1))
+    assert np.abs(lab[1].numpy() - 45.0).max() < 1.5 and np.abs(lab[2].numpy() - 25.0).max() < 1.5  # one bin: its colour
+
+    model = make_bins_colorizer(45.0, 25.0, temperature=1.0)
+    with torch.no_grad():  # an equal vote for a blue bin: the two decodings now disagree
+        model.generator.head[0].bias[7 * 22 + 6] = 20.0  # a = -35, b = -45
+    assert model.decoding == "ab-mean"
+    by_ab = model.colorize(value)
+    model.decoding = "srgb-mean"
+    by_srgb = model.colorize(value)
+    assert np.abs(by_srgb.astype(int) - by_ab.astype(int)).max() > 3
+    assert_lightness_kept(lightness_of_gray(value / 255.0), by_srgb)
+    # The network as runners (and the ONNX graph) see it decodes by the pixel's own lightness.
+    gray = torch.rand(1, 1, 36, 40)
+    with torch.no_grad():
+        ab, _ = model.gray_to_chroma(gray)
+        logits = model.generator((gray * 2 - 1).expand(-1, 3, -1, -1)).image  # a 3-channel network
+    want = ab_from_bin_logits_srgb_mean(logits, model.ab_centers, lab_l_from_srgb(gray.expand(-1, 3, -1, -1)), 1.0)
+    torch.testing.assert_close(ab, want)
+    with pytest.raises(ValueError, match="needs the gray input"):
+        model.chroma_of(logits)
+
+    saved = make_bins_colorizer(45.0, 25.0, decoding="srgb-mean")
+    saved.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["decoding"] == "srgb-mean"
+    assert Colorizer.from_pretrained(tmp_path).decoding == "srgb-mean"
+
+
+def test_an_unknown_decoding_or_one_for_a_model_without_bins_is_refused(model: Colorizer) -> None:
+    with pytest.raises(ValueError, match="decoding must be one of 'ab-mean', 'srgb-mean', got 'rgb'"):
+        make_bins_colorizer(45.0, 25.0, decoding="rgb")
+    with pytest.raises(ValueError, match="only for a model that predicts ab bins"):
+        Colorizer(generator=TINY, decoding="srgb-mean")
+    with pytest.raises(ValueError, match="only for a model that predicts ab bins"):
+        model.decoding = "srgb-mean"
+    assert model.decoding == "ab-mean"
+
+
 def test_temperature_is_refused_for_a_model_that_outputs_an_image(model: Colorizer) -> None:
     with pytest.raises(ValueError, match="only to a model that predicts ab bins"):
         model.colorize(np.zeros((33, 33), np.uint8), temperature=0.5)

@@ -89,10 +89,14 @@ def test_zoom_flag_scores_a_bin_model_and_refuses_a_shrink_or_an_image_model(tmp
 
     photos = _photos_and_bin_model(tmp_path)
     args = ["--model", str(tmp_path / "bins"), "--folder", f"p={photos}", "--threads", "1"]
-    assert evaluate_sources.main([*args, "--zoom", "1.5", "--mirror", "--rgb-mean", "--json", str(tmp_path / "r.json")]) == 0
-    assert "(mirrored) (zoom 1.5) (RGB mean)" in capsys.readouterr().out
-    (row,) = json.loads((tmp_path / "r.json").read_text())
-    assert row["zoom"] == 1.5 and row["mirror"] is True and row["rgb_mean"] is True
+    flags = ["--zoom", "1.5", "--mirror", "--decoding", "srgb-mean", "--decoding", "ab-mean"]
+    assert evaluate_sources.main([*args, *flags, "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "(mirrored) (zoom 1.5) (srgb-mean)" in out and "(mirrored) (zoom 1.5) (ab-mean)" in out
+    rows = json.loads((tmp_path / "r.json").read_text())
+    assert [r["decoding"] for r in rows] == ["srgb-mean", "ab-mean"]
+    assert all(r["zoom"] == 1.5 and r["mirror"] is True for r in rows)
+    assert rows[0]["model"]["psnr"] != rows[1]["model"]["psnr"]
     with pytest.raises(SystemExit):
         evaluate_sources.main([*args, "--zoom", "0.5"])
     assert "--zoom must be a number >= 1" in capsys.readouterr().err
@@ -101,39 +105,3 @@ def test_zoom_flag_scores_a_bin_model_and_refuses_a_shrink_or_an_image_model(tmp
     with pytest.raises(SystemExit):
         evaluate_sources.main(["--model", str(tmp_path / "image"), "--folder", f"p={photos}", "--zoom", "1.25"])
     assert "does not predict ab bins" in capsys.readouterr().err
-
-
-def test_rgb_mean_decoding_gives_the_mean_srgb_colour_of_the_bins() -> None:
-    from agincolor.color import lab_to_rgb, rgb_to_lab
-    from agincolor.generator import GeneratorOutput
-
-    colorizer = Colorizer(generator=dict(in_channels=1, out_channels=484, head="logits", base_channels=8, num_blocks=1, num_groups=4),
-                          ab_bins={"bin_size": 10.0, "limit": 110.0}, working_size=32, temperature=1.0)  # fmt: skip
-    centers = colorizer.ab_centers.float()
-    blue = int(((centers - torch.tensor([0.0, -25.0])).norm(dim=1)).argmin())
-    orange = int(((centers - torch.tensor([20.0, 35.0])).norm(dim=1)).argmin())
-    logits = torch.full((1, 484, 2, 2), -1e4)
-    logits[:, blue, :, 0] = 0.0  # left column: all on one bin
-    logits[:, [blue, orange], :, 1] = 0.0  # right column: half on each of two opposite hues
-
-    class Fixed(torch.nn.Module):
-        in_channels = 1
-
-        def forward(self, x: torch.Tensor) -> GeneratorOutput:
-            return GeneratorOutput(logits, torch.zeros(1, 1), torch.zeros(1, 1, 1, 1))
-
-    colorizer.generator = Fixed()
-    gray = torch.full((1, 1, 2, 2), 0.5)
-    ab, _ = evaluate_sources.rgb_mean_chroma(colorizer, gray)
-    lightness = rgb_to_lab(gray.expand(-1, 3, -1, -1))[:, :1]
-    # One bin: its own chroma.
-    assert torch.allclose(ab[0, :, :, 0], centers[blue][:, None].expand(2, 2), atol=0.5)
-
-    # Two bins: the chroma of the sRGB colour halfway between theirs, which is not the mean of their ab.
-    def srgb(a_b: torch.Tensor) -> torch.Tensor:
-        return lab_to_rgb(torch.cat([lightness[0, :, 0, 0], a_b]).view(1, 3, 1, 1))
-
-    halfway = rgb_to_lab((srgb(centers[blue]) + srgb(centers[orange])) / 2).flatten()[1:]
-    assert torch.allclose(ab[0, :, 0, 1], halfway, atol=0.05)
-    assert torch.allclose(ab[0, :, 1, 1], halfway, atol=0.05)
-    assert (halfway - (centers[blue] + centers[orange]) / 2).abs().max() > 1.0

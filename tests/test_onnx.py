@@ -37,6 +37,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "paper-image-gn": dict(generator=dict(TINY, encoder_norm="gn")),
     "paper-image-1ch-max": dict(generator=dict(TINY, in_channels=1, pooling=["avg", "max"])),
     "paper-logits": dict(generator=dict(TINY, head="logits", out_channels=484), ab_bins=BINS),
+    "paper-logits-srgb-mean": dict(
+        generator=dict(TINY, head="logits", out_channels=484), ab_bins=BINS, decoding="srgb-mean"
+    ),
     "paper-ab-1ch": dict(generator=dict(TINY, head="ab", out_channels=2, in_channels=1)),
     "lite0-ab-1ch": dict(
         generator=dict(TINY, encoder="efficientnet_lite0", head="ab", out_channels=2, in_channels=1)
@@ -88,7 +91,7 @@ def test_the_onnx_network_matches_pytorch_at_sizes_off_the_multiples(name: str, 
         assert heat.shape == want_heat.shape and np.abs(heat - want_heat).max() < 1e-3
 
 
-@pytest.mark.parametrize("name", ["paper-image-in", "lite0-ab-1ch", "paper-logits"])
+@pytest.mark.parametrize("name", ["paper-image-in", "lite0-ab-1ch", "paper-logits", "paper-logits-srgb-mean"])
 def test_the_whole_photo_is_within_one_level_of_the_pytorch_path(name: str, exported: Any) -> None:
     model, path = exported(name)
     runner = OnnxColorizer(path, threads=1)
@@ -251,7 +254,31 @@ def test_the_export_command_writes_a_file_colorize_onnx_runs(tmp_path: Path, cap
     assert "give one of them" in capsys.readouterr().err
     assert cli.main(["colorize", str(photos), "-o", str(tmp_path / "o4"), "--onnx", str(target), "--device", "cuda"]) == 2
     assert "--device applies to PyTorch models" in capsys.readouterr().err
+    assert cli.main(["colorize", str(photos), "-o", str(tmp_path / "o5"), "--onnx", str(target), "--decoding", "srgb-mean"]) == 2
+    assert "--decoding applies only to a model that predicts colour bins" in capsys.readouterr().err
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not onnx")
     assert cli.main(["colorize", str(photos), "-o", str(tmp_path / "o3"), "--onnx", str(bad)]) == 2
     assert "not a readable ONNX model" in capsys.readouterr().err
+
+
+def test_the_export_command_bakes_the_chosen_decoding_into_the_graph(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "bins"
+    torch.manual_seed(0)
+    model = Colorizer(generator=dict(TINY, head="logits", out_channels=484, in_channels=1), ab_bins=BINS, working_size=40)
+    model.save_pretrained(folder)
+    target = tmp_path / "srgb.onnx"
+    assert cli.main(["export", "--model", str(folder), "--onnx", str(target), "--decoding", "srgb-mean"]) == 0
+    runner = OnnxColorizer(target, threads=1)
+    assert runner.decoding == "srgb-mean" and runner.config["decoding"] == "srgb-mean"
+    gray = np.random.default_rng(3).random((1, 1, 37, 45), dtype=np.float32)
+    model.decoding = "srgb-mean"
+    assert np.abs(runner.chroma(gray)[0] - model._chroma(gray)[0]).max() < 1e-3
+    photos = tmp_path / "in"
+    photos.mkdir()
+    Image.fromarray(_photo(36, 44)[..., 0]).save(photos / "scan.png")
+    capsys.readouterr()
+    assert cli.main(["colorize", str(photos), "-o", str(tmp_path / "o"), "--onnx", str(target), "--decoding", "ab-mean"]) == 2
+    assert "decodes by srgb-mean; export the model again with --decoding ab-mean" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    assert cli.main(["colorize", str(photos), "-o", str(tmp_path / "o"), "--onnx", str(target), "--decoding", "srgb-mean"]) == 0

@@ -154,7 +154,18 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "temperature in (0, 10]; 1 averages the likely colours, lower values pick the likeliest "
         "(default: the model's own)",
     )
+    _add_decoding_option(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_decoding_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--decoding",
+        choices=("ab-mean", "srgb-mean"),
+        default=None,
+        help="for a model that predicts colour bins: average the bins' a and b (ab-mean) or their sRGB colours "
+        "at each pixel's lightness (srgb-mean) (default: the model's own)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -272,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--size", type=_working_size, default=None, metavar="N", help="working resolution written into the file"
     )
+    _add_decoding_option(export)
     export.add_argument("--overwrite", action="store_true", help="replace an existing OUT.onnx")
 
     demo = commands.add_parser(
@@ -367,6 +379,14 @@ def _load_onnx(args: argparse.Namespace) -> Any:
         if model.config.get("ab_bins") is None:
             raise UsageError(f"--temperature applies only to a model that predicts colour bins; {args.onnx!r} does not")
         model.temperature = args.temperature
+    decoding = getattr(args, "decoding", None)
+    if decoding is not None and model.config.get("ab_bins") is None:
+        raise UsageError(f"--decoding applies only to a model that predicts colour bins; {args.onnx!r} does not")
+    if decoding is not None and decoding != model.decoding:
+        # The decoding is part of the exported graph, not an input of it.
+        raise UsageError(
+            f"{args.onnx!r} decodes by {model.decoding}; export the model again with --decoding {decoding} for that"
+        )
     return model
 
 
@@ -403,6 +423,11 @@ def _load_model(args: argparse.Namespace) -> Any:
         if model.ab_bins is None:
             raise UsageError(f"--temperature applies only to a model that predicts colour bins; {name} outputs an image")
         model.temperature = args.temperature
+    decoding = getattr(args, "decoding", None)
+    if decoding is not None:
+        if model.ab_bins is None:
+            raise UsageError(f"--decoding applies only to a model that predicts colour bins; {name} does not")
+        model.decoding = decoding
     return model
 
 
@@ -721,7 +746,8 @@ def _export(args: argparse.Namespace) -> int:
         raise UsageError(f"export needs torch and the onnx extra: {_one_line(err)}") from None
     onnx_path = args.onnx
     # The model to export is a PyTorch one, loaded as colorize loads it (the output is not an input).
-    model = _load_model(argparse.Namespace(model=args.model, onnx=None, device="cpu", size=args.size, temperature=None))
+    spec = dict(model=args.model, onnx=None, device="cpu", size=args.size, temperature=None, decoding=args.decoding)
+    model = _load_model(argparse.Namespace(**spec))
     try:
         export_onnx(model, onnx_path, opset=args.opset)
     except ImportError as err:

@@ -26,7 +26,14 @@ from torch import nn
 
 from . import image_processor as ip
 from ._video_methods import VideoMethods
-from .color import ab_bin_centers, ab_bin_count, ab_from_bin_logits, rgb_to_lab
+from .color import (
+    ab_bin_centers,
+    ab_bin_count,
+    ab_from_bin_logits,
+    ab_from_bin_logits_srgb_mean,
+    lab_l_from_srgb,
+    rgb_to_lab,
+)
 from .generator import AB_SCALE, MIN_SIZE, Generator
 from .image_processor import ColorizeResult, ImageReadError, open_image
 
@@ -49,6 +56,8 @@ ImageInput = Union[Image.Image, str, os.PathLike, np.ndarray, torch.Tensor]
 
 #: Annealed-mean temperature for models that predict ab bins (Zhang et al. 2016's choice).
 DEFAULT_TEMPERATURE = 0.38
+#: Ways an ab-bins model's distribution becomes one colour per pixel (the ``decoding`` config key).
+DECODINGS = ("ab-mean", "srgb-mean")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -75,6 +84,9 @@ class Colorizer(
             :func:`~agincolor.color.ab_bin_centers`); its ``out_channels`` must be the number of bins.
         temperature (float, default 0.38): with ``ab_bins``, the annealed-mean temperature that turns the
             predicted distribution into one colour per pixel (1: its mean; towards 0: its mode).
+        decoding (str, default "ab-mean"): with ``ab_bins``, what is averaged under that tempered
+            distribution: ``"ab-mean"`` the bins' a and b (Zhang et al. 2016), ``"srgb-mean"`` their sRGB
+            colours at each pixel's lightness (see :func:`~agincolor.color.ab_from_bin_logits_srgb_mean`).
         architecture (str): must be ``"agincolor.Generator"``; a config for anything else is refused.
         license (str, default None): the weights' licence, an SPDX-style id of the Hub ("apache-2.0") or
             "other". Weights inherit the terms of the photos they were trained on, so there is no
@@ -93,6 +105,7 @@ class Colorizer(
         saturation: float = 1.0,
         ab_bins: dict[str, float] | None = None,
         temperature: float = DEFAULT_TEMPERATURE,
+        decoding: str = "ab-mean",
         architecture: str = ARCHITECTURE,
         license: str | None = None,
         license_terms: str | None = None,
@@ -120,6 +133,7 @@ class Colorizer(
             raise ValueError(f"a Colorizer needs a generator with in_channels 1 or 3, got {self.generator.in_channels}")
         self.ab_bins = self._check_ab_bins(ab_bins, temperature)
         self.temperature = float(temperature)
+        self.decoding = decoding
         if self.ab_bins is not None:
             self.register_buffer("ab_centers", ab_bin_centers(**self.ab_bins), persistent=False)
         self.generator_config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in generator.items()}
@@ -129,6 +143,19 @@ class Colorizer(
                 raise ValueError(f"{name} must be a non-empty string or None, got {value!r}")
         self.license = license
         self.license_terms = license_terms
+
+    @property
+    def decoding(self) -> str:
+        """How an ``ab_bins`` model's distribution becomes one colour per pixel: "ab-mean" or "srgb-mean"."""
+        return self._decoding
+
+    @decoding.setter
+    def decoding(self, value: str) -> None:
+        if value not in DECODINGS:
+            raise ValueError(f"decoding must be one of {', '.join(map(repr, DECODINGS))}, got {value!r}")
+        if value != "ab-mean" and self.ab_bins is None:
+            raise ValueError(f"decoding {value!r} is only for a model that predicts ab bins (ab_bins in its config)")
+        self._decoding = value
 
     def generate_model_card(self, *args: Any, **kwargs: Any) -> Any:
         """The Hub mixin's model card, with this model's own licence (never a hard-coded one)."""
@@ -288,7 +315,7 @@ class Colorizer(
         if self.generator.in_channels == 3:
             x = x.expand(-1, 3, -1, -1)
         out = self.generator(x)
-        return self.chroma_of(out.image, temperature), out.heatmap.float()
+        return self.chroma_of(out.image, temperature, gray=gray), out.heatmap.float()
 
     @torch.no_grad()
     def _chroma(self, gray: np.ndarray, temperature: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -304,12 +331,24 @@ class Colorizer(
             self.generator.train(was_training)
         return ab.cpu().numpy(), heat.cpu().numpy()
 
-    def chroma_of(self, output: torch.Tensor, temperature: float | torch.Tensor | None = None) -> torch.Tensor:
+    def chroma_of(
+        self,
+        output: torch.Tensor,
+        temperature: float | torch.Tensor | None = None,
+        gray: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """CIELAB ab ``(N, 2, H, W)`` (float32) of the generator's raw ``image`` output: the chroma of the
-        colour image, or the annealed mean of the bin scores for an ``ab_bins`` model (at ``temperature``,
-        default the model's own; a 0-d tensor in an exported graph)."""
+        colour image, or for an ``ab_bins`` model the tempered mean of its bin scores (at ``temperature``,
+        default the model's own; a 0-d tensor in an exported graph) by the model's :attr:`decoding`.
+        ``"srgb-mean"`` needs ``gray``, the network's input ``(N, 1, H, W)`` in [0, 1], for each pixel's
+        lightness."""
         if self.ab_bins is not None:
             t = self.temperature if temperature is None else temperature
+            if self.decoding == "srgb-mean":
+                if gray is None:
+                    raise ValueError("decoding 'srgb-mean' needs the gray input (gray=...) for each pixel's lightness")
+                lightness = lab_l_from_srgb(gray.float().clamp(0, 1).expand(-1, 3, -1, -1))
+                return ab_from_bin_logits_srgb_mean(output.float(), self.ab_centers.float(), lightness, t)
             return ab_from_bin_logits(output.float(), self.ab_centers.float(), t)
         if self.generator.head_kind == "ab":
             return output.float() * AB_SCALE

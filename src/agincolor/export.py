@@ -58,6 +58,7 @@ def onnx_metadata(colorizer: Colorizer) -> dict[str, str]:
         saturation=colorizer.saturation,
         ab_bins=colorizer.ab_bins,
         temperature=colorizer.temperature,
+        decoding=colorizer.decoding,
         architecture=ARCHITECTURE,
         license=colorizer.license,
         license_terms=colorizer.license_terms,

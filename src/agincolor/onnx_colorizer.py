@@ -50,7 +50,8 @@ class OnnxColorizer(VideoMethods):
         providers (list of str, default None): onnxruntime execution providers (None: CPU).
 
     Attributes read from the file: ``config`` (the Colorizer's config), ``working_size``, ``saturation``
-    and ``temperature`` (each may be changed, as on a Colorizer).
+    and ``temperature`` (each may be changed, as on a Colorizer), and ``decoding`` (read-only: it is part
+    of the graph; export again to change it).
     """
 
     def __init__(
@@ -92,6 +93,11 @@ class OnnxColorizer(VideoMethods):
         self.working_size = working
         self.saturation = _check_number("saturation", self.config.get("saturation", 1.0), 0, 4)
         self.temperature = _check_number("temperature", self.config.get("temperature", 0.38), 0, 10, low_open=True)
+
+    @property
+    def decoding(self) -> str:
+        """How the graph turns bin scores into a colour ("ab-mean" or "srgb-mean"; fixed when it was exported)."""
+        return str(self.config.get("decoding", "ab-mean"))
 
     def _read_config(self) -> dict[str, Any]:
         meta = self.session.get_modelmeta().custom_metadata_map
