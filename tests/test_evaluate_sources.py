@@ -1,5 +1,5 @@
-"""scripts/evaluate_sources.py --mirror and --zoom: a bin model's distribution averaged over the photo and its mirror
-image, or taken from the photo enlarged."""
+"""scripts/evaluate_sources.py --mirror, --zoom and --decoding (a bin model's distribution averaged over the photo
+and its mirror image, taken from the photo enlarged, or decoded either way), and scripts/compare_decodings.py."""
 
 from __future__ import annotations
 
@@ -104,4 +104,21 @@ def test_zoom_flag_scores_a_bin_model_and_refuses_a_shrink_or_an_image_model(tmp
     image.save_pretrained(tmp_path / "image")
     with pytest.raises(SystemExit):
         evaluate_sources.main(["--model", str(tmp_path / "image"), "--folder", f"p={photos}", "--zoom", "1.25"])
+    assert "does not predict ab bins" in capsys.readouterr().err
+
+
+def test_compare_decodings_reports_the_per_photo_difference_and_refuses_an_image_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = importlib.util.spec_from_file_location("compare_decodings", REPO / "scripts" / "compare_decodings.py")
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)  # type: ignore[union-attr]
+    photos = _photos_and_bin_model(tmp_path)
+    assert compare.main(["--model", str(tmp_path / "bins"), "--folder", str(photos), "--temperature", "1.0"]) == 0
+    line = capsys.readouterr().out
+    assert "2 photos, srgb-mean minus ab-mean " in line and "better on " in line and "worse on " in line
+    image = Colorizer(generator=dict(base_channels=8, num_blocks=1, num_groups=4), working_size=32)
+    image.save_pretrained(tmp_path / "image")
+    with pytest.raises(SystemExit):
+        compare.main(["--model", str(tmp_path / "image"), "--folder", str(photos)])
     assert "does not predict ab bins" in capsys.readouterr().err

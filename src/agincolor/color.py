@@ -318,7 +318,7 @@ def ab_from_bin_logits_srgb_mean(
     The bins' sRGB colours are tabulated at ``levels`` evenly spaced lightnesses from 0 to 100 and
     interpolated linearly between the two nearest (21 levels: within 1.5 ab units of converting every bin
     at every pixel, 0.1 on average; a just-noticeable difference is about 2.3), so the cost is one
-    ``(N*H*W, Q) x (Q, 3 * levels)`` matrix product.
+    ``(3 * levels + 1, Q) x (Q, H*W)`` matrix product per image.
     """
     if logits.dim() != 4 or logits.shape[1] != centers.shape[0]:
         raise ValueError(
@@ -332,22 +332,28 @@ def ab_from_bin_logits_srgb_mean(
         raise ValueError(f"levels must be an int >= 2, got {levels!r}")
     if not isinstance(temperature, torch.Tensor) and not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    probs = torch.softmax(logits.float() / temperature, dim=1)
-    table = _bin_srgb_table(centers.to(probs.device), levels)  # (Q, levels * 3)
-    per_level = (probs.permute(0, 2, 3, 1).reshape(-1, q) @ table).reshape(-1, levels, 3)
-    position = (lightness.float().reshape(-1) * ((levels - 1) / 100.0)).clamp(0, levels - 1)
+    scores = logits.float() / temperature  # a new tensor: the in-place steps below leave ``logits`` alone
+    numerators = scores.sub_(scores.amax(dim=1, keepdim=True)).exp_()  # of the softmax, not yet divided
+    # One product gives every level's weighted sum of the bins' R, G, B and, from the table's row of ones,
+    # the softmax's denominator; only the two levels each pixel needs are then divided by it.
+    table = _bin_srgb_table(centers.to(numerators.device), levels)  # (3 * levels + 1, Q)
+    sums = (table @ numerators.reshape(n, q, h * w)).reshape(n, 3 * levels + 1, h * w)
+    per_level = sums[:, :-1].reshape(n, levels, 3, h * w)
+    position = (lightness.float().reshape(n, 1, 1, h * w) * ((levels - 1) / 100.0)).clamp(0, levels - 1)
     below = position.floor().clamp(max=levels - 2)
-    weight = (position - below)[:, None]
-    index = below.long()[:, None, None].expand(-1, 1, 3)
+    weight = (position - below)[:, 0]
+    index = below.long().expand(n, 1, 3, h * w)
     rgb = per_level.gather(1, index)[:, 0] * (1 - weight) + per_level.gather(1, index + 1)[:, 0] * weight
-    return rgb_to_lab(rgb.reshape(n, h, w, 3).permute(0, 3, 1, 2))[:, 1:]
+    rgb = rgb / sums[:, -1:]
+    return rgb_to_lab(rgb.reshape(n, 3, h, w))[:, 1:]
 
 
 def _bin_srgb_table(centers: torch.Tensor, levels: int) -> torch.Tensor:
-    """sRGB of every bin centre at each of ``levels`` lightnesses from 0 to 100: ``(Q, levels * 3)`` float32,
-    level-major within a row (columns ``3k .. 3k+2`` are level ``k``'s R, G, B)."""
+    """sRGB of every bin centre at each of ``levels`` lightnesses from 0 to 100, then a row of ones:
+    ``(3 * levels + 1, Q)`` float32, rows ``3k .. 3k+2`` level ``k``'s R, G, B."""
     q = centers.shape[0]
     lightness = torch.linspace(0, 100, levels, dtype=torch.float64, device=centers.device)
     lab = torch.cat([lightness[:, None, None].expand(levels, q, 1), centers.double()[None].expand(levels, q, 2)], dim=2)
-    rgb = lab_to_rgb(lab.permute(2, 0, 1)).permute(2, 1, 0)  # (Q, levels, 3)
-    return rgb.reshape(q, levels * 3).float()
+    rgb = lab_to_rgb(lab.permute(2, 0, 1))  # (3, levels, Q)
+    ones = torch.ones(1, q, dtype=rgb.dtype, device=rgb.device)
+    return torch.cat([rgb.permute(1, 0, 2).reshape(levels * 3, q), ones]).float()
