@@ -328,6 +328,27 @@ def test_srgb_mean_decoding_is_within_one_and_a_half_ab_units_of_converting_ever
         assert error.max() < 1.5 and error.mean() < 0.1  # a just-noticeable difference is about 2.3
 
 
+def test_srgb_mean_decoding_is_differentiable_and_leaves_its_input_alone() -> None:
+    from agincolor.color import ab_from_bin_logits_srgb_mean
+
+    torch.manual_seed(0)
+    centers = ab_bin_centers()
+    logits = (torch.randn(1, 484, 3, 4) * 2).requires_grad_(True)
+    lightness = torch.full((1, 1, 3, 4), 60.0)
+    ab = ab_from_bin_logits_srgb_mean(logits, centers, lightness, 0.8)
+    (ab * torch.tensor([1.0, -0.5]).view(1, 2, 1, 1)).sum().backward()
+    # At a tabulated lightness (60) the table is exact, so the gradient is the slow way's.
+    reference = logits.detach().clone().requires_grad_(True)
+    (_srgb_mean_by_every_bin(reference, centers, lightness, 0.8) * torch.tensor([1.0, -0.5]).view(1, 2, 1, 1)).sum().backward()
+    assert logits.grad is not None and logits.grad.abs().max() > 1e-3
+    torch.testing.assert_close(logits.grad, reference.grad, atol=2e-4, rtol=1e-2)
+    plain = logits.detach().clone()
+    with torch.no_grad():
+        again = ab_from_bin_logits_srgb_mean(plain, centers, lightness, 0.8)
+    torch.testing.assert_close(plain, logits.detach())  # the in-place path works on its own copy
+    torch.testing.assert_close(again, ab.detach())
+
+
 def test_srgb_mean_decoding_refuses_mismatched_shapes_and_bad_settings() -> None:
     from agincolor.color import ab_from_bin_logits_srgb_mean
 

@@ -332,8 +332,10 @@ def ab_from_bin_logits_srgb_mean(
         raise ValueError(f"levels must be an int >= 2, got {levels!r}")
     if not isinstance(temperature, torch.Tensor) and not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    scores = logits.float() / temperature  # a new tensor: the in-place steps below leave ``logits`` alone
-    numerators = scores.sub_(scores.amax(dim=1, keepdim=True)).exp_()  # of the softmax, not yet divided
+    scores = logits.float() / temperature  # a new tensor, so the in-place steps below leave ``logits`` alone
+    shift = scores.amax(dim=1, keepdim=True)
+    # The softmax's numerators, not yet divided; in place unless autograd needs ``scores`` kept.
+    numerators = (scores - shift).exp() if scores.requires_grad else scores.sub_(shift).exp_()
     # One product gives every level's weighted sum of the bins' R, G, B and, from the table's row of ones,
     # the softmax's denominator; only the two levels each pixel needs are then divided by it.
     table = _bin_srgb_table(centers.to(numerators.device), levels)  # (3 * levels + 1, Q)
