@@ -857,6 +857,20 @@ def test_srgb_mean_decoding_is_a_config_choice_that_is_saved_and_loaded(tmp_path
     assert Colorizer.from_pretrained(tmp_path).decoding == "srgb-mean"
 
 
+def test_save_pretrained_writes_the_settings_the_model_has_now(tmp_path: Path) -> None:
+    model = make_bins_colorizer(45.0, 25.0)
+    model.save_pretrained(tmp_path / "as_built")
+    assert json.loads((tmp_path / "as_built" / "config.json").read_text()) == model.current_config()
+    model.temperature, model.saturation, model.decoding, model.working_size = 1.0, 0.7, "srgb-mean", 48
+    model.save_pretrained(tmp_path / "changed")
+    config = json.loads((tmp_path / "changed" / "config.json").read_text())
+    assert (config["temperature"], config["saturation"], config["decoding"], config["working_size"]) == (1.0, 0.7, "srgb-mean", 48)
+    loaded = Colorizer.from_pretrained(tmp_path / "changed")
+    assert (loaded.temperature, loaded.saturation, loaded.decoding, loaded.working_size) == (1.0, 0.7, "srgb-mean", 48)
+    value = np.full((33, 35), 119, np.uint8)
+    np.testing.assert_array_equal(loaded.colorize(value), model.colorize(value))
+
+
 def test_an_unknown_decoding_or_one_for_a_model_without_bins_is_refused(model: Colorizer) -> None:
     with pytest.raises(ValueError, match="decoding must be one of 'ab-mean', 'srgb-mean', got 'rgb'"):
         make_bins_colorizer(45.0, 25.0, decoding="rgb")

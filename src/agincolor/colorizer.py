@@ -157,6 +157,27 @@ class Colorizer(
             raise ValueError(f"decoding {value!r} is only for a model that predicts ab bins (ab_bins in its config)")
         self._decoding = value
 
+    def current_config(self) -> dict[str, Any]:
+        """The config that rebuilds this model as it is now: ``working_size``, ``saturation``,
+        ``temperature`` and ``decoding`` changed after loading included. ``save_pretrained`` writes it."""
+        return dict(
+            generator=self.generator_config,
+            working_size=self.working_size,
+            saturation=self.saturation,
+            ab_bins=self.ab_bins,
+            temperature=self.temperature,
+            decoding=self.decoding,
+            architecture=ARCHITECTURE,
+            license=self.license,
+            license_terms=self.license_terms,
+        )
+
+    def save_pretrained(self, save_directory: str | os.PathLike[str], *, config: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        """The Hub mixin's ``save_pretrained`` (config.json, model.safetensors, model card; ``push_to_hub``
+        too), whose config.json is :meth:`current_config` unless ``config`` is given: a setting changed
+        after loading (``colorizer.temperature = 1.0``) is saved, not the one the model was built with."""
+        return super().save_pretrained(save_directory, config=self.current_config() if config is None else config, **kwargs)
+
     def generate_model_card(self, *args: Any, **kwargs: Any) -> Any:
         """The Hub mixin's model card, with this model's own licence (never a hard-coded one)."""
         card = super().generate_model_card(*args, **kwargs)

@@ -52,17 +52,7 @@ class _ChromaGraph(nn.Module):
 
 def onnx_metadata(colorizer: Colorizer) -> dict[str, str]:
     """The metadata an exported file carries: architecture, the Colorizer's config (JSON), format version."""
-    config = dict(
-        generator=colorizer.generator_config,
-        working_size=colorizer.working_size,
-        saturation=colorizer.saturation,
-        ab_bins=colorizer.ab_bins,
-        temperature=colorizer.temperature,
-        decoding=colorizer.decoding,
-        architecture=ARCHITECTURE,
-        license=colorizer.license,
-        license_terms=colorizer.license_terms,
-    )
+    config = colorizer.current_config()
     return {
         "agincolor.architecture": ARCHITECTURE,
         "agincolor.config": json.dumps(config, sort_keys=True),
