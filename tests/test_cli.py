@@ -247,15 +247,20 @@ def test_bad_model_folder_exits_2_with_clear_message_and_no_traceback(photos, mo
     assert not (tmp_path / "out").exists()
 
 
-def test_temperature_option_sets_a_bins_models_temperature_and_is_refused_for_image_models(
-    photos, model_dir, tmp_path, monkeypatch, capsys
-):
-    bins_dir = tmp_path / "bins"
+def _save_tiny_bins_model(folder: Path) -> Path:
+    """A tiny untrained model that predicts ab bins, saved in ``folder`` (returned)."""
     Colorizer(
         generator=dict(base_channels=8, num_groups=8, num_blocks=1, head="logits", out_channels=484),
         working_size=32,
         ab_bins={"bin_size": 10.0, "limit": 110.0},
-    ).save_pretrained(bins_dir)
+    ).save_pretrained(folder)
+    return folder
+
+
+def test_temperature_option_sets_a_bins_models_temperature_and_is_refused_for_image_models(
+    photos, model_dir, tmp_path, monkeypatch, capsys
+):
+    bins_dir = _save_tiny_bins_model(tmp_path / "bins")
     seen = spy_on_colorize(monkeypatch, "temperature")
     assert run("colorize", photos / "gray.png", "-o", tmp_path / "out", "--model", bins_dir, "--temperature", "0.7") == 0
     assert seen == [0.7] and (tmp_path / "out" / "gray.png").is_file()
@@ -269,12 +274,7 @@ def test_temperature_option_sets_a_bins_models_temperature_and_is_refused_for_im
 def test_decoding_option_sets_a_bins_models_decoding_and_is_refused_for_image_models(
     photos, model_dir, tmp_path, monkeypatch, capsys
 ):
-    bins_dir = tmp_path / "bins"
-    Colorizer(
-        generator=dict(base_channels=8, num_groups=8, num_blocks=1, head="logits", out_channels=484),
-        working_size=32,
-        ab_bins={"bin_size": 10.0, "limit": 110.0},
-    ).save_pretrained(bins_dir)
+    bins_dir = _save_tiny_bins_model(tmp_path / "bins")
     seen = spy_on_colorize(monkeypatch, "decoding")
     assert run("colorize", photos / "gray.png", "-o", tmp_path / "out", "--model", bins_dir, "--decoding", "srgb-mean") == 0
     assert run("colorize", photos / "gray.png", "-o", tmp_path / "out1", "--model", bins_dir) == 0
