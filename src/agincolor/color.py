@@ -291,8 +291,22 @@ def ab_from_bin_logits(logits: torch.Tensor, centers: torch.Tensor, temperature:
     # A 0-d tensor temperature (an input of an exported ONNX graph) is not checked: it has no value yet.
     if not isinstance(temperature, torch.Tensor) and not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    probs = torch.softmax(logits / temperature, dim=1)
-    return torch.einsum("nqhw,qc->nchw", probs, centers.to(device=probs.device, dtype=probs.dtype))
+    n, q, h, w = logits.shape
+    numerators = _softmax_numerators(logits, temperature)
+    # One product gives the weighted sums of the centres' a and b and, from the row of ones, the softmax's
+    # denominator (torch's softmax over dim 1 of a 4-d tensor is slow under onnxruntime).
+    ones = torch.ones(1, q, device=numerators.device, dtype=numerators.dtype)
+    table = torch.cat([centers.to(device=numerators.device, dtype=numerators.dtype).t(), ones])  # (3, Q)
+    sums = table @ numerators.reshape(n, q, h * w)
+    return (sums[:, :2] / sums[:, 2:]).reshape(n, 2, h, w)
+
+
+def _softmax_numerators(logits: torch.Tensor, temperature: float | torch.Tensor) -> torch.Tensor:
+    """``exp((logits - max) / temperature)`` over dim 1: the softmax before its division, in float32 or
+    float64. In place on its own copy unless autograd needs the scores kept."""
+    scores = (logits if logits.dtype == torch.float64 else logits.float()) / temperature  # a new tensor
+    shift = scores.amax(dim=1, keepdim=True)
+    return (scores - shift).exp() if scores.requires_grad else scores.sub_(shift).exp_()
 
 
 #: Lightness levels (0, 5, ..., 100) at which :func:`ab_from_bin_logits_srgb_mean` tabulates the bins' colours.
@@ -332,10 +346,7 @@ def ab_from_bin_logits_srgb_mean(
         raise ValueError(f"levels must be an int >= 2, got {levels!r}")
     if not isinstance(temperature, torch.Tensor) and not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    scores = logits.float() / temperature  # a new tensor, so the in-place steps below leave ``logits`` alone
-    shift = scores.amax(dim=1, keepdim=True)
-    # The softmax's numerators, not yet divided; in place unless autograd needs ``scores`` kept.
-    numerators = (scores - shift).exp() if scores.requires_grad else scores.sub_(shift).exp_()
+    numerators = _softmax_numerators(logits, temperature).float()
     # One product gives every level's weighted sum of the bins' R, G, B and, from the table's row of ones,
     # the softmax's denominator; only the two levels each pixel needs are then divided by it.
     table = _bin_srgb_table(centers.to(numerators.device), levels)  # (3 * levels + 1, Q)
