@@ -61,10 +61,10 @@ def record(colorizer: Colorizer, folders: dict[str, list[Path]], temperature: fl
                 truth = np.asarray(truth_img)
                 gray = truth_img.convert("L")
                 prepared = ip.prepare_pil(gray)
-                x = torch.from_numpy(ip.resize_gray(prepared.gray, shape)[None, None].copy()) * 2 - 1
+                small = torch.from_numpy(ip.resize_gray(prepared.gray, shape)[None, None].copy())
                 with torch.no_grad():
-                    logits = G(x).image.float()
-                    ab = colorizer.chroma_of(logits, temperature)[0].numpy()
+                    logits = G(small * 2 - 1).image.float()
+                    ab = colorizer.chroma_of(logits, temperature, gray=small)[0].numpy()
                     hist = torch.softmax(logits, 1).mean((2, 3))[0].numpy()
                 psnrs, colfs = [], []
                 for s in SCALES:
