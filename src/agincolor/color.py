@@ -283,6 +283,19 @@ def ab_from_bin_logits(logits: torch.Tensor, centers: torch.Tensor, temperature:
     ``softmax(logits / temperature)``. Temperature 1 gives the plain mean of the predicted
     distribution; lower values move towards its mode (more saturated, less averaged colour).
     """
+    sums, total = _tempered_sums(logits, centers, temperature, centers.t())
+    return (sums / total).reshape(logits.shape[0], 2, *logits.shape[2:])
+
+
+def _tempered_sums(
+    logits: torch.Tensor, centers: torch.Tensor, temperature: float | torch.Tensor, table: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows of ``table`` (R, Q), one value per bin, summed per pixel with weights the numerators of
+    ``softmax(logits / temperature)``: ``(N, R, H*W)``, and those weights' sum ``(N, 1, H*W)`` (divide the
+    first by the second for the softmax-weighted mean). Both come from one matrix product, the sum from
+    a row of ones added to the table: torch's softmax over dim 1 of a 4-d tensor is slow under
+    onnxruntime, and only the sums a caller keeps need dividing. Computes in float32 (float64 for float64
+    logits). Checks the logits' shape against ``centers`` and the temperature."""
     if logits.dim() != 4 or logits.shape[1] != centers.shape[0]:
         raise ValueError(
             f"expected logits of shape (N, {centers.shape[0]}, H, W) for {centers.shape[0]} bins, "
@@ -292,21 +305,14 @@ def ab_from_bin_logits(logits: torch.Tensor, centers: torch.Tensor, temperature:
     if not isinstance(temperature, torch.Tensor) and not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     n, q, h, w = logits.shape
-    numerators = _softmax_numerators(logits, temperature)
-    # One product gives the weighted sums of the centres' a and b and, from the row of ones, the softmax's
-    # denominator (torch's softmax over dim 1 of a 4-d tensor is slow under onnxruntime).
-    ones = torch.ones(1, q, device=numerators.device, dtype=numerators.dtype)
-    table = torch.cat([centers.to(device=numerators.device, dtype=numerators.dtype).t(), ones])  # (3, Q)
-    sums = table @ numerators.reshape(n, q, h * w)
-    return (sums[:, :2] / sums[:, 2:]).reshape(n, 2, h, w)
-
-
-def _softmax_numerators(logits: torch.Tensor, temperature: float | torch.Tensor) -> torch.Tensor:
-    """``exp((logits - max) / temperature)`` over dim 1: the softmax before its division, in float32 or
-    float64. In place on its own copy unless autograd needs the scores kept."""
     scores = (logits if logits.dtype == torch.float64 else logits.float()) / temperature  # a new tensor
     shift = scores.amax(dim=1, keepdim=True)
-    return (scores - shift).exp() if scores.requires_grad else scores.sub_(shift).exp_()
+    # In place on that copy, unless autograd needs the scores kept.
+    numerators = (scores - shift).exp() if scores.requires_grad else scores.sub_(shift).exp_()
+    ones = torch.ones(1, q, device=numerators.device, dtype=numerators.dtype)
+    rows = torch.cat([table.to(device=numerators.device, dtype=numerators.dtype), ones])
+    sums = rows @ numerators.reshape(n, q, h * w)
+    return sums[:, :-1], sums[:, -1:]
 
 
 #: Lightness levels (0, 5, ..., 100) at which :func:`ab_from_bin_logits_srgb_mean` tabulates the bins' colours.
@@ -334,39 +340,29 @@ def ab_from_bin_logits_srgb_mean(
     at every pixel, 0.1 on average; a just-noticeable difference is about 2.3), so the cost is one
     ``(3 * levels + 1, Q) x (Q, H*W)`` matrix product per image.
     """
-    if logits.dim() != 4 or logits.shape[1] != centers.shape[0]:
-        raise ValueError(
-            f"expected logits of shape (N, {centers.shape[0]}, H, W) for {centers.shape[0]} bins, "
-            f"got {tuple(logits.shape)}"
-        )
-    n, q, h, w = logits.shape
-    if lightness.shape != (n, 1, h, w):
-        raise ValueError(f"expected lightness of shape {(n, 1, h, w)}, got {tuple(lightness.shape)}")
     if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
         raise ValueError(f"levels must be an int >= 2, got {levels!r}")
-    if not isinstance(temperature, torch.Tensor) and not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    numerators = _softmax_numerators(logits, temperature).float()
-    # One product gives every level's weighted sum of the bins' R, G, B and, from the table's row of ones,
-    # the softmax's denominator; only the two levels each pixel needs are then divided by it.
-    table = _bin_srgb_table(centers.to(numerators.device), levels)  # (3 * levels + 1, Q)
-    sums = (table @ numerators.reshape(n, q, h * w)).reshape(n, 3 * levels + 1, h * w)
-    per_level = sums[:, :-1].reshape(n, levels, 3, h * w)
+    # Every level's weighted sums of the bins' R, G, B; only the two levels each pixel needs are divided.
+    table = _bin_srgb_table(centers.to(logits.device), levels)
+    sums, total = _tempered_sums(logits.float(), centers, temperature, table)
+    n, _, h, w = logits.shape
+    if lightness.shape != (n, 1, h, w):
+        raise ValueError(f"expected lightness of shape {(n, 1, h, w)}, got {tuple(lightness.shape)}")
+    per_level = sums.reshape(n, levels, 3, h * w)
     position = (lightness.float().reshape(n, 1, 1, h * w) * ((levels - 1) / 100.0)).clamp(0, levels - 1)
     below = position.floor().clamp(max=levels - 2)
     weight = (position - below)[:, 0]
     index = below.long().expand(n, 1, 3, h * w)
     rgb = per_level.gather(1, index)[:, 0] * (1 - weight) + per_level.gather(1, index + 1)[:, 0] * weight
-    rgb = rgb / sums[:, -1:]
+    rgb = rgb / total
     return rgb_to_lab(rgb.reshape(n, 3, h, w))[:, 1:]
 
 
 def _bin_srgb_table(centers: torch.Tensor, levels: int) -> torch.Tensor:
-    """sRGB of every bin centre at each of ``levels`` lightnesses from 0 to 100, then a row of ones:
-    ``(3 * levels + 1, Q)`` float32, rows ``3k .. 3k+2`` level ``k``'s R, G, B."""
+    """sRGB of every bin centre at each of ``levels`` lightnesses from 0 to 100: ``(3 * levels, Q)``
+    float32, rows ``3k .. 3k+2`` level ``k``'s R, G, B."""
     q = centers.shape[0]
     lightness = torch.linspace(0, 100, levels, dtype=torch.float64, device=centers.device)
     lab = torch.cat([lightness[:, None, None].expand(levels, q, 1), centers.double()[None].expand(levels, q, 2)], dim=2)
     rgb = lab_to_rgb(lab.permute(2, 0, 1))  # (3, levels, Q)
-    ones = torch.ones(1, q, dtype=rgb.dtype, device=rgb.device)
-    return torch.cat([rgb.permute(1, 0, 2).reshape(levels * 3, q), ones]).float()
+    return rgb.permute(1, 0, 2).reshape(levels * 3, q).float()
