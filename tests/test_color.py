@@ -362,3 +362,24 @@ def test_srgb_mean_decoding_refuses_mismatched_shapes_and_bad_settings() -> None
         ab_from_bin_logits_srgb_mean(logits, centers, torch.zeros(1, 1, 4, 5), temperature=0.0)
     with pytest.raises(ValueError, match="levels"):
         ab_from_bin_logits_srgb_mean(logits, centers, torch.zeros(1, 1, 4, 5), levels=1)
+    with pytest.raises(ValueError, match=r"table of shape \(63, 484\)"):
+        ab_from_bin_logits_srgb_mean(logits, centers, torch.zeros(1, 1, 4, 5), table=torch.zeros(60, 484))
+
+
+def test_srgb_mean_decoding_with_a_kept_table_gives_the_same_colours() -> None:
+    from agincolor.color import ab_from_bin_logits_srgb_mean, bin_srgb_table
+
+    torch.manual_seed(3)
+    centers = ab_bin_centers()
+    logits = torch.randn(2, 484, 6, 7) * 3
+    lightness = torch.rand(2, 1, 6, 7) * 100
+    for levels in (21, 5):
+        table = bin_srgb_table(centers, levels)
+        assert table.shape == (3 * levels, 484)
+        assert table.min() >= 0 and table.max() <= 1  # clipped to the gamut
+        kept = ab_from_bin_logits_srgb_mean(logits, centers, lightness, 0.8, levels=levels, table=table)
+        fresh = ab_from_bin_logits_srgb_mean(logits, centers, lightness, 0.8, levels=levels)
+        assert torch.equal(kept, fresh)
+    # The table depends on the levels: one made for other levels would give other colours.
+    coarse = ab_from_bin_logits_srgb_mean(logits, centers, lightness, 0.8, levels=5)
+    assert not torch.allclose(coarse, ab_from_bin_logits_srgb_mean(logits, centers, lightness, 0.8))

@@ -848,6 +848,7 @@ def test_srgb_mean_decoding_is_a_config_choice_that_is_saved_and_loaded(tmp_path
         logits = model.generator((gray * 2 - 1).expand(-1, 3, -1, -1)).image  # a 3-channel network
     want = ab_from_bin_logits_srgb_mean(logits, model.ab_centers, lab_l_from_srgb(gray.expand(-1, 3, -1, -1)), 1.0)
     torch.testing.assert_close(ab, want)
+    assert "srgb_table" not in model.state_dict()  # made from the config, never saved with the weights
     with pytest.raises(ValueError, match="needs the gray input"):
         model.chroma_of(logits)
 

@@ -26,6 +26,7 @@ __all__ = [
     "ab_bin_index",
     "ab_from_bin_logits",
     "ab_from_bin_logits_srgb_mean",
+    "bin_srgb_table",
     "lab_l_from_srgb",
     "lab_to_rgb",
     "linear_to_srgb",
@@ -325,6 +326,7 @@ def ab_from_bin_logits_srgb_mean(
     lightness: torch.Tensor,
     temperature: float | torch.Tensor = 1.0,
     levels: int = SRGB_MEAN_LEVELS,
+    table: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Chroma from per-pixel scores over ab bins, by the mean sRGB colour of the bins.
 
@@ -338,12 +340,20 @@ def ab_from_bin_logits_srgb_mean(
     The bins' sRGB colours are tabulated at ``levels`` evenly spaced lightnesses from 0 to 100 and
     interpolated linearly between the two nearest (21 levels: within 1.5 ab units of converting every bin
     at every pixel, 0.1 on average; a just-noticeable difference is about 2.3), so the cost is one
-    ``(3 * levels + 1, Q) x (Q, H*W)`` matrix product per image.
+    ``(3 * levels + 1, Q) x (Q, H*W)`` matrix product per image. ``table``, if given, is that table as
+    :func:`bin_srgb_table` makes it for ``centers`` and ``levels`` (a caller decoding many images keeps
+    it instead of rebuilding it each call).
     """
     if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
         raise ValueError(f"levels must be an int >= 2, got {levels!r}")
+    if table is None:
+        table = bin_srgb_table(centers.to(logits.device), levels)
+    elif table.shape != (3 * levels, centers.shape[0]):
+        raise ValueError(
+            f"expected a table of shape {(3 * levels, centers.shape[0])} for {levels} levels and "
+            f"{centers.shape[0]} bins, got {tuple(table.shape)}"
+        )
     # Every level's weighted sums of the bins' R, G, B; only the two levels each pixel needs are divided.
-    table = _bin_srgb_table(centers.to(logits.device), levels)
     sums, total = _tempered_sums(logits.float(), centers, temperature, table)
     n, _, h, w = logits.shape
     if lightness.shape != (n, 1, h, w):
@@ -358,9 +368,10 @@ def ab_from_bin_logits_srgb_mean(
     return rgb_to_lab(rgb.reshape(n, 3, h, w))[:, 1:]
 
 
-def _bin_srgb_table(centers: torch.Tensor, levels: int) -> torch.Tensor:
-    """sRGB of every bin centre at each of ``levels`` lightnesses from 0 to 100: ``(3 * levels, Q)``
-    float32, rows ``3k .. 3k+2`` level ``k``'s R, G, B."""
+def bin_srgb_table(centers: torch.Tensor, levels: int = SRGB_MEAN_LEVELS) -> torch.Tensor:
+    """sRGB of every bin centre ``(Q, 2)`` at each of ``levels`` lightnesses from 0 to 100 (clipped to the
+    gamut): ``(3 * levels, Q)`` float32, rows ``3k .. 3k+2`` level ``k``'s R, G, B. The table
+    :func:`ab_from_bin_logits_srgb_mean` interpolates."""
     q = centers.shape[0]
     lightness = torch.linspace(0, 100, levels, dtype=torch.float64, device=centers.device)
     lab = torch.cat([lightness[:, None, None].expand(levels, q, 1), centers.double()[None].expand(levels, q, 2)], dim=2)

@@ -31,6 +31,7 @@ from .color import (
     ab_bin_count,
     ab_from_bin_logits,
     ab_from_bin_logits_srgb_mean,
+    bin_srgb_table,
     lab_l_from_srgb,
     rgb_to_lab,
 )
@@ -136,6 +137,8 @@ class Colorizer(
         self.decoding = decoding
         if self.ab_bins is not None:
             self.register_buffer("ab_centers", ab_bin_centers(**self.ab_bins), persistent=False)
+            # The bins' sRGB colours that the "srgb-mean" decoding interpolates, made once, not per image.
+            self.register_buffer("srgb_table", bin_srgb_table(self.ab_centers), persistent=False)
         self.generator_config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in generator.items()}
         self.working_size = working_size
         for name, value in (("license", license), ("license_terms", license_terms)):
@@ -369,7 +372,9 @@ class Colorizer(
                 if gray is None:
                     raise ValueError("decoding 'srgb-mean' needs the gray input (gray=...) for each pixel's lightness")
                 lightness = lab_l_from_srgb(gray.float().clamp(0, 1).expand(-1, 3, -1, -1))
-                return ab_from_bin_logits_srgb_mean(output.float(), self.ab_centers.float(), lightness, t)
+                return ab_from_bin_logits_srgb_mean(
+                    output.float(), self.ab_centers.float(), lightness, t, table=self.srgb_table.float()
+                )
             return ab_from_bin_logits(output.float(), self.ab_centers.float(), t)
         if self.generator.head_kind == "ab":
             return output.float() * AB_SCALE
