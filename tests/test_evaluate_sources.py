@@ -122,3 +122,9 @@ def test_compare_decodings_reports_the_per_photo_difference_and_refuses_an_image
     with pytest.raises(SystemExit):
         compare.main(["--model", str(tmp_path / "image"), "--folder", str(photos)])
     assert "does not predict ab bins" in capsys.readouterr().err
+    # Two models: each decodes its own way, and a model against itself differs by exactly nothing.
+    assert compare.main(["--model", str(tmp_path / "image"), "--against", str(tmp_path / "bins"), "--folder", str(photos)]) == 0
+    line = capsys.readouterr().out
+    assert f"2 photos, {tmp_path / 'image'} minus {tmp_path / 'bins'} " in line
+    assert compare.main(["--model", str(tmp_path / "bins"), "--against", str(tmp_path / "bins"), "--folder", str(photos)]) == 0
+    assert "+0.000 dB (standard error 0.000), better on 0%, worse on 0%" in capsys.readouterr().out
