@@ -87,7 +87,9 @@ def test_the_onnx_network_matches_pytorch_at_sizes_off_the_multiples(name: str, 
         ab, heat = runner.chroma(gray)
         want_ab, want_heat = model._chroma(gray)
         assert ab.shape == want_ab.shape == (shape[0], 2, *shape[2:])
-        assert np.abs(ab - want_ab).max() < 1e-3
+        # ab runs to about +-110: float32 sums in another order (onnxruntime's kernels, the CPU's vector
+        # width) differ by up to a few 1e-3 there, a thousandth of a just-noticeable difference (2.3).
+        assert np.abs(ab - want_ab).max() < 1e-2
         assert heat.shape == want_heat.shape and np.abs(heat - want_heat).max() < 1e-3
 
 
