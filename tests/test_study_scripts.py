@@ -1,0 +1,149 @@
+"""scripts/widen_model.py (a wider finest decoder stage that computes what the original computes) and
+scripts/chroma_studies.py (post-processing studies of the decoded chroma)."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import torch
+
+from agincolor import Colorizer
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+widen_model = _script("widen_model")
+chroma_studies = _script("chroma_studies")
+
+BINS = {"bin_size": 10.0, "limit": 110.0}
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_threads() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def _lite0_bins(seed: int = 0) -> Colorizer:
+    """An untrained ab-bins model on the Lite0 encoder, its layers randomised so that every channel matters."""
+    torch.manual_seed(seed)
+    model = Colorizer(
+        generator=dict(encoder="efficientnet_lite0", in_channels=1, head="logits", out_channels=484, base_channels=16, num_groups=4),
+        ab_bins=BINS, working_size=32, temperature=0.8, saturation=0.9,
+    )  # fmt: skip
+    with torch.no_grad():
+        for name, p in model.generator.named_parameters():
+            if name.endswith(("gamma", "beta")) or "head" in name:
+                p.add_(torch.randn_like(p) * 0.3)
+    return model.eval()
+
+
+def test_widened_model_scores_as_the_original_and_keeps_its_settings(tmp_path: Path) -> None:
+    model = _lite0_bins()
+    wide = widen_model.widen(model, 3)
+    assert wide.generator_config["decoder_channels"][-1] == 3 * widen_model.default_decoder_channels(model.generator)[-1]
+    assert (wide.temperature, wide.saturation, wide.working_size, wide.decoding) == (0.8, 0.9, 32, model.decoding)
+    x = torch.rand(2, 1, 40, 56) * 2 - 1
+    with torch.no_grad():
+        before, after = model.generator(x).image, wide.generator(x).image
+    assert before.abs().max() > 1
+    assert torch.allclose(before, after, atol=1e-4)
+    # It saves and loads as any Colorizer, and colours a photo as the original does.
+    wide.save_pretrained(tmp_path / "wide")
+    loaded = Colorizer.from_pretrained(tmp_path / "wide")
+    photo = (np.arange(48 * 64, dtype=np.float32).reshape(48, 64) % 97) / 97
+    assert np.abs(loaded.colorize(photo).astype(int) - model.colorize(photo).astype(int)).max() <= 1
+
+
+def test_widened_copies_learn_apart() -> None:
+    """Copies of one channel compute the same thing, but their output weights differ, so one step's gradient
+    already tells them apart (otherwise the extra width could never be used)."""
+    wide = widen_model.widen(_lite0_bins(), 2).train()
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    wide.generator(x).image.logsumexp(1).mean().backward()
+    grad = wide.generator.upsample[-1].body[0][1].weight.grad
+    assert grad is not None and grad[0].abs().max() > 0
+    assert (grad[0] - grad[1]).abs().max() > 1e-3 * grad[0].abs().max()
+
+
+def test_widen_refuses_what_it_cannot_widen_exactly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ValueError, match="factor"):
+        widen_model.widen(_lite0_bins(), 1)
+    paper = Colorizer(generator=dict(base_channels=8, num_blocks=1, num_groups=4), working_size=32)
+    with pytest.raises(ValueError, match="pretrained encoder"):
+        widen_model.widen(paper, 2)
+    _lite0_bins().save_pretrained(tmp_path / "m")
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(SystemExit):
+        widen_model.main([str(tmp_path / "m"), str(tmp_path / "taken")])
+    assert "exists" in capsys.readouterr().err
+
+
+def test_joint_bilateral_upsampling_puts_the_colour_edge_on_the_lightness_edge() -> None:
+    # Working size 8x8: red on the left half, blue on the right; the full-size (16x16) lightness steps
+    # exactly between columns 7 and 8, where bilinear upsampling blends the two colours.
+    ab = np.zeros((2, 8, 8), np.float32)
+    ab[0, :, :4], ab[1, :, 4:] = 60, -60
+    lightness = np.where(np.arange(16) < 8, 30.0, 80.0)[None].repeat(16, 0).astype(np.float32)
+    small = np.where(np.arange(8) < 4, 30.0, 80.0)[None].repeat(8, 0).astype(np.float32)
+    guided = chroma_studies.joint_bilateral_upsample(ab, lightness, small, sigma_r=4.0)
+    from agincolor.image_processor import resize_bilinear
+
+    plain = resize_bilinear(ab, (16, 16))
+    for col, side in ((7, 0), (8, 1)):  # the last left pixel is red (a > 0), the first right pixel blue (b < 0)
+        assert abs(guided[side, 5, col]) > 55
+        assert abs(plain[side, 5, col]) < 50
+    flat = np.full((2, 8, 8), 7.0, np.float32)
+    assert np.allclose(chroma_studies.joint_bilateral_upsample(flat, lightness, small), 7.0)
+
+
+def test_hue_gains_recover_a_known_gain_per_hue() -> None:
+    # The truth is each predicted ab times a gain that varies with its hue, interpolated between sector
+    # centres (0, 90, 180 and 270 degrees): more chroma for yellows (b > 0), less for blues.
+    known = np.array([1.0, 1.5, 1.0, 0.5])
+    rng = np.random.default_rng(0)
+    photos = []
+    for _ in range(3):
+        ab = rng.uniform(-60, 60, (2, 6, 6)).astype(np.float32)
+        truth = chroma_studies.apply_hue_gains(ab, known)
+        assert not np.allclose(truth, ab)
+        photos.append(chroma_studies.Photo("f", None, None, 0.0, ab, None, None, truth))  # type: ignore[arg-type]
+    gains = chroma_studies.fit_hue_gains(photos, 4, photo_weighted=False, saturation=1.0)
+    assert gains == pytest.approx(known, abs=0.02)
+    assert chroma_studies.apply_hue_gains(np.array([[0.0], [40.0]], np.float32), known)[1, 0] == pytest.approx(60.0)
+
+
+def test_studies_run_on_a_folder_and_score_the_shipped_pipeline_against_itself(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        for k in range(2):
+            Image.new("RGB", (40, 40), (40 + 80 * k, 120, 200 - 60 * k)).save(tmp_path / folder / f"p{k}.png")
+    model = Colorizer(generator=dict(in_channels=1, out_channels=484, head="logits", base_channels=8, num_blocks=1, num_groups=4),
+                      ab_bins=BINS, working_size=32, saturation=0.95)  # fmt: skip
+    model.save_pretrained(tmp_path / "bins")
+    common = ["--model", str(tmp_path / "bins"), "--threads", "1"]
+    assert chroma_studies.main(["curves", *common, "--folder", f"a={tmp_path / 'a'}"]) == 0
+    out = capsys.readouterr().out
+    assert "| saturation 0.95 |" in out and "+0.0000 (0.0000)" in out and "Wiener 0.05" in out
+    assert chroma_studies.main(["hue-gains", *common, "--fit", f"a={tmp_path / 'a'}", "--fit", f"b={tmp_path / 'b'}"]) == 0
+    assert "a, gains fitted on the others" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        chroma_studies.main(["hue-gains", *common, "--fit", f"a={tmp_path / 'a'}"])
+    assert "at least two --fit folders" in capsys.readouterr().err
