@@ -11,6 +11,9 @@ mirror image, the teacher of ``agincolor train --distill-flip``: what distilling
 ``--zoom Z`` runs the network on its working-size gray input enlarged Z times (bilinear), then brings each
 pixel's bin distribution back to the working size: the photo's objects appear Z times larger, as in the
 random-resized crops of training (``--scale-min``), at Z squared times the network's cost.
+``--ensemble OTHER`` (repeatable) averages each pixel's bin distribution with OTHER's, an ab-bins model on
+the same bin grid (the teachers of ``agincolor train --distill-from MODEL,OTHER``); it composes with
+``--mirror`` (every model on both views) and ``--zoom``.
 ``--decoding ab-mean|srgb-mean`` (repeatable) sets how an ab-bins model's distribution becomes a colour
 (``Colorizer.decoding``; default the model's own), so both can be compared in one run.
 
@@ -103,6 +106,19 @@ class Mirrored(_BinView):
         return self._as_scores(out, probs)
 
 
+class Ensembled(_BinView):
+    """Several ab-bins generators on one bin grid as one: its bin scores are the log of their mean distribution."""
+
+    def __init__(self, generators: list[torch.nn.Module]) -> None:
+        super().__init__(generators[0])
+        self.members = torch.nn.ModuleList(generators)
+
+    def forward(self, x: torch.Tensor):  # noqa: ANN201 (a GeneratorOutput)
+        outs = [g(x) for g in self.members]
+        probs = sum(torch.softmax(o.image.float(), dim=1) for o in outs) / len(outs)
+        return self._as_scores(outs[0], probs)
+
+
 class Zoomed(_BinView):
     """An ab-bins generator that sees its input enlarged ``zoom`` times (bilinear) and whose bin scores are the
     log of its distribution resized back (bilinear) to the input's size."""
@@ -142,6 +158,13 @@ def main(argv: list[str] | None = None) -> int:
         help="ab-bins models: average each pixel's bin distribution over the photo and its mirror image",
     )
     parser.add_argument(
+        "--ensemble",
+        action="append",
+        default=[],
+        metavar="OTHER",
+        help="ab-bins models: average each pixel's bin distribution with this model's (same bin grid; repeatable)",
+    )
+    parser.add_argument(
         "--zoom",
         type=float,
         default=1.0,
@@ -179,13 +202,20 @@ def main(argv: list[str] | None = None) -> int:
         colorizer = Colorizer.from_pretrained(None if model == "bundled" else model)
         if args.size:
             colorizer.working_size = args.size
-        if (args.mirror or args.zoom != 1 or args.decoding) and colorizer.ab_bins is None:
-            parser.error(f"--mirror, --zoom and --decoding act on bin distributions; {model} does not predict ab bins")
+        if (args.mirror or args.zoom != 1 or args.decoding or args.ensemble) and colorizer.ab_bins is None:
+            parser.error(f"--mirror, --zoom, --ensemble and --decoding act on bin distributions; {model} does not predict ab bins")
+        if args.ensemble:
+            others = [Colorizer.from_pretrained(None if o == "bundled" else o) for o in args.ensemble]
+            for name, other in zip(args.ensemble, others):
+                if other.ab_bins != colorizer.ab_bins:
+                    parser.error(f"--ensemble {name} does not predict the bins of {model} ({colorizer.ab_bins})")
+            colorizer.generator = Ensembled([colorizer.generator, *(o.generator for o in others)])
         if args.zoom != 1:
             colorizer.generator = Zoomed(colorizer.generator, args.zoom)
         if args.mirror:
             colorizer.generator = Mirrored(colorizer.generator)
-        tag = (" (mirrored)" if args.mirror else "") + (f" (zoom {args.zoom:g})" if args.zoom != 1 else "")
+        tag = "".join(f" (+ {o})" for o in args.ensemble)
+        tag += (" (mirrored)" if args.mirror else "") + (f" (zoom {args.zoom:g})" if args.zoom != 1 else "")
         temperatures = (args.temperature or [colorizer.temperature]) if colorizer.ab_bins is not None else [None]
         decodings = args.decoding or [colorizer.decoding]
         for saturation, temperature, decoding in itertools.product(args.saturation or [colorizer.saturation], temperatures, decodings):
@@ -213,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{fmt(m['green'])} | {fmt(m['blue'])} |",
                     flush=True,
                 )
-                results.append({"model": model, "mirror": args.mirror, "zoom": args.zoom, "decoding": decoding, "saturation": saturation, "temperature": temperature, "folder": name, "photos": len(files), **r})
+                results.append({"model": model, "ensemble": args.ensemble, "mirror": args.mirror, "zoom": args.zoom, "decoding": decoding, "saturation": saturation, "temperature": temperature, "folder": name, "photos": len(files), **r})
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=lambda v: None))
     return 0

@@ -128,3 +128,27 @@ def test_compare_decodings_reports_the_per_photo_difference_and_refuses_an_image
     assert f"2 photos, {tmp_path / 'image'} minus {tmp_path / 'bins'} " in line
     assert compare.main(["--model", str(tmp_path / "bins"), "--against", str(tmp_path / "bins"), "--folder", str(photos)]) == 0
     assert "+0.000 dB (standard error 0.000), better on 0%, worse on 0%" in capsys.readouterr().out
+
+
+def test_ensembled_scores_are_the_log_of_the_members_mean_distribution() -> None:
+    G1 = _bins_generator()
+    torch.manual_seed(1)
+    G2 = type(G1)(in_channels=1, out_channels=484, head="logits", base_channels=8, num_blocks=1, num_groups=4).eval()
+    x = torch.rand(2, 1, 32, 48) * 2 - 1
+    with torch.no_grad():
+        p1, p2 = torch.softmax(G1(x).image, 1), torch.softmax(G2(x).image, 1)
+        assert (p1 - p2).abs().max() > 1e-4
+        assert torch.allclose(evaluate_sources.Ensembled([G1, G2])(x).image.exp(), (p1 + p2) / 2, atol=1e-6)
+        assert torch.allclose(evaluate_sources.Ensembled([G1, G1])(x).image.exp(), p1, atol=1e-6)
+
+
+def test_ensemble_flag_scores_two_bin_models_and_refuses_another_kind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photos = _photos_and_bin_model(tmp_path)
+    bins = str(tmp_path / "bins")
+    assert evaluate_sources.main(["--model", bins, "--ensemble", bins, "--mirror", "--folder", f"p={photos}", "--threads", "1"]) == 0
+    assert f"(+ {bins}) (mirrored)" in capsys.readouterr().out
+    image = Colorizer(generator=dict(base_channels=8, num_blocks=1, num_groups=4), working_size=32)
+    image.save_pretrained(tmp_path / "image")
+    with pytest.raises(SystemExit):
+        evaluate_sources.main(["--model", bins, "--ensemble", str(tmp_path / "image"), "--folder", f"p={photos}"])
+    assert "does not predict the bins" in capsys.readouterr().err
