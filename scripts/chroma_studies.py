@@ -117,18 +117,23 @@ def joint_bilateral_upsample(
     py = (np.arange(big_h) + 0.5) * h / big_h - 0.5
     px = (np.arange(big_w) + 0.5) * w / big_w - 0.5
     cy, cx = np.floor(py).astype(np.intp), np.floor(px).astype(np.intp)
+    offsets = range(1 - radius, radius + 1)
+    near = {}
+    for dy in offsets:
+        for dx in offsets:
+            qy, qx = np.clip(cy + dy, 0, h - 1), np.clip(cx + dx, 0, w - 1)
+            near[dy, dx] = (qy, qx, (lightness - lightness_small[np.ix_(qy, qx)]) ** 2)
+    # Range distances are taken relative to each pixel's nearest lightness among its neighbours: the same
+    # factor on all its weights, so the average is unchanged, but never all of them underflowing to 0.
+    closest = np.minimum.reduce([d for _, _, d in near.values()])
     total = np.zeros((2, big_h, big_w))
     weight = np.zeros((big_h, big_w))
-    for dy in range(1 - radius, radius + 1):
-        qy = np.clip(cy + dy, 0, h - 1)
+    for (dy, dx), (qy, qx, dist) in near.items():
         wy = np.exp(-((py - (cy + dy)) ** 2) / (2 * sigma_s**2))
-        for dx in range(1 - radius, radius + 1):
-            qx = np.clip(cx + dx, 0, w - 1)
-            wx = np.exp(-((px - (cx + dx)) ** 2) / (2 * sigma_s**2))
-            near = lightness_small[np.ix_(qy, qx)]
-            wgt = wy[:, None] * wx[None, :] * np.exp(-((lightness - near) ** 2) / (2 * sigma_r**2))
-            total += wgt * ab[:, qy][:, :, qx]
-            weight += wgt
+        wx = np.exp(-((px - (cx + dx)) ** 2) / (2 * sigma_s**2))
+        wgt = wy[:, None] * wx[None, :] * np.exp(-(dist - closest) / (2 * sigma_r**2))
+        total += wgt * ab[:, qy][:, :, qx]
+        weight += wgt
     return (total / weight).astype(np.float32)
 
 

@@ -147,3 +147,13 @@ def test_studies_run_on_a_folder_and_score_the_shipped_pipeline_against_itself(
     with pytest.raises(SystemExit):
         chroma_studies.main(["hue-gains", *common, "--fit", f"a={tmp_path / 'a'}"])
     assert "at least two --fit folders" in capsys.readouterr().err
+
+
+def test_joint_bilateral_upsampling_stays_finite_where_every_neighbour_is_far_in_lightness() -> None:
+    # A full-size pixel far brighter than all its working-size neighbours: every range weight would underflow.
+    ab = np.full((2, 4, 4), 20.0, np.float32)
+    ab[1] = -30
+    lightness = np.zeros((8, 8), np.float32)
+    lightness[3, 3] = 100.0
+    out = chroma_studies.joint_bilateral_upsample(ab, lightness, np.zeros((4, 4), np.float32), sigma_r=1.0)
+    assert np.isfinite(out).all() and np.allclose(out[0], 20.0) and np.allclose(out[1], -30.0)
