@@ -4,8 +4,9 @@ The Colorizer decodes each pixel's bin distribution into one ab at the working s
 saturation, upsamples it bilinearly to the photo's size and joins it with the photo's own lightness.
 Each study changes one step and reports the mean PSNR (the protocol of ``agincolor evaluate``: photos
 at 256x256, the gray input from PIL's ``convert("L")``), the per-photo difference from the shipped
-pipeline with its standard error, the colourfulness, and the same on the muted photos (gray input at
-least 28 dB):
+pipeline with its standard error, the colourfulness, and the muted photos' PSNR against their gray
+input (gray input at least 28 dB), for each folder and, with several, pooled. ``--temperature``,
+``--saturation`` and ``--decoding`` set the shipped pipeline (default: each model's own):
 
 ``upsample``: joint bilateral upsampling (Kopf et al. 2007) instead of bilinear. Each full-size pixel
 averages the working-size ab of its ``2 r`` x ``2 r`` nearest working-size pixels, weighted by a
@@ -45,6 +46,7 @@ import torch
 
 from agincolor import Colorizer
 from agincolor import image_processor as ip
+from agincolor.colorizer import DECODINGS
 from agincolor.evaluate import _capped_psnr, _load_256
 from agincolor.metrics import colorfulness
 
@@ -178,6 +180,17 @@ def bilinear(saturation: float) -> Arm:
     return lambda p: ip.join_lightness_and_chroma(p.lightness, p.ab * np.float32(saturation))
 
 
+def score_by_folder(photos: list[Photo], arms: dict[str, Arm], reference: str) -> None:
+    """:func:`score` for each folder of ``photos`` and, with several, for all of them pooled."""
+    folders = list(dict.fromkeys(p.folder for p in photos))
+    for name in folders:
+        print(f"\n{name} ({sum(p.folder == name for p in photos)} photos)")
+        score([p for p in photos if p.folder == name], arms, reference)
+    if len(folders) > 1:
+        print(f"\npooled ({len(photos)} photos)")
+        score(photos, arms, reference)
+
+
 def score(photos: list[Photo], arms: dict[str, Arm], reference: str) -> list[dict]:
     """Each arm's mean PSNR, per-photo difference from ``reference`` (mean, standard error, share better),
     colourfulness, and the muted photos' PSNR against their gray input; printed as a table and returned."""
@@ -215,12 +228,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="photos per folder, spread evenly")
     parser.add_argument("--temperature", type=float, default=None, help="default: the model's own")
     parser.add_argument("--saturation", type=float, default=None, help="the shipped pipeline's (default: the model's own)")
+    parser.add_argument("--decoding", choices=DECODINGS, default=None, help="of every model's bins (default: each model's own)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     def load(name: str) -> Colorizer:
-        return Colorizer.from_pretrained(None if name == "bundled" else name, local_files_only=True)
+        colorizer = Colorizer.from_pretrained(None if name == "bundled" else name, local_files_only=True)
+        if args.decoding:
+            colorizer.decoding = args.decoding
+        return colorizer
 
     try:
         model = load(args.model)
@@ -250,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         arms["truth's chroma, joint bilateral r 2, sigma_r 8 (bound)"] = lambda p: join_full(
             p.lightness, joint_bilateral_upsample(p.truth_ab_small, p.lightness, p.lightness_small)
         )
-        score(photos, arms, shipped)
+        score_by_folder(photos, arms, shipped)
     elif args.study == "curves":
         arms = {f"saturation {v:g}": bilinear(v) for v in (0.9, 0.95, 1.0, 1.05, 1.1)}
         shipped = f"saturation {sat:g}"
@@ -259,18 +276,18 @@ def main(argv: list[str] | None = None) -> int:
         def chroma(p: Photo) -> np.ndarray:
             return np.sqrt((p.ab**2).sum(0, keepdims=True)) + 1e-6
 
-        for k in (1.0, 2.0):
+        for k in (0.5, 1.0, 2.0, 3.0):
             for gain in (1.0, 1.05):
                 arms[f"soft threshold {k:g} x {gain:g}"] = lambda p, k=k, g=gain: ip.join_lightness_and_chroma(
                     p.lightness, (p.ab * np.maximum(0, 1 - k / chroma(p)) * g).astype(np.float32))
-        for k in (3.0, 6.0):
+        for k in (1.5, 3.0, 6.0):
             for gain in (1.0, 1.1):
                 arms[f"ratio {k:g} x {gain:g}"] = lambda p, k=k, g=gain: ip.join_lightness_and_chroma(
                     p.lightness, (p.ab * chroma(p) / (chroma(p) + k) * g).astype(np.float32))
         for beta in (0.02, 0.05, 0.1):
             arms[f"Wiener {beta:g}"] = lambda p, b=beta: ip.join_lightness_and_chroma(
                 p.lightness, (p.ab * chroma(p) ** 2 / (chroma(p) ** 2 + b * p.variance)).astype(np.float32))
-        score(photos, arms, shipped)
+        score_by_folder(photos, arms, shipped)
     else:
         if tests:
             groups = [(f"{args.model} on {', '.join(t.split('=')[0] for t in args.test)}", fit_photos, tests)]
