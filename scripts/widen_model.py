@@ -23,6 +23,7 @@ decoder) and a ``logits`` or ``ab`` output layer.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -45,6 +46,8 @@ def widen(source: Colorizer, factor: int, noise: float = 0.01, seed: int = 0) ->
     """
     if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
         raise ValueError(f"factor must be an int >= 2, got {factor!r}")
+    if not (isinstance(noise, (int, float)) and math.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
     old = source.generator
     if old.encoder_name == "paper":
         raise ValueError("only a generator on a pretrained encoder (with a U-Net decoder) can be widened")

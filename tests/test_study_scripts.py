@@ -82,6 +82,8 @@ def test_widened_copies_learn_apart() -> None:
 def test_widen_refuses_what_it_cannot_widen_exactly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(ValueError, match="factor"):
         widen_model.widen(_lite0_bins(), 1)
+    with pytest.raises(ValueError, match="noise"):
+        widen_model.widen(_lite0_bins(), 2, noise=float("nan"))
     paper = Colorizer(generator=dict(base_channels=8, num_blocks=1, num_groups=4), working_size=32)
     with pytest.raises(ValueError, match="pretrained encoder"):
         widen_model.widen(paper, 2)
