@@ -209,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, other in zip(args.ensemble, others):
                 if other.ab_bins != colorizer.ab_bins:
                     parser.error(f"--ensemble {name} does not predict the bins of {model} ({colorizer.ab_bins})")
+                if other.generator.in_channels != colorizer.generator.in_channels:
+                    parser.error(f"--ensemble {name} takes {other.generator.in_channels} input channels, {model} {colorizer.generator.in_channels}")
             colorizer.generator = Ensembled([colorizer.generator, *(o.generator for o in others)])
         if args.zoom != 1:
             colorizer.generator = Zoomed(colorizer.generator, args.zoom)

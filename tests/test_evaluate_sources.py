@@ -152,3 +152,9 @@ def test_ensemble_flag_scores_two_bin_models_and_refuses_another_kind(tmp_path: 
     with pytest.raises(SystemExit):
         evaluate_sources.main(["--model", bins, "--ensemble", str(tmp_path / "image"), "--folder", f"p={photos}"])
     assert "does not predict the bins" in capsys.readouterr().err
+    colour_in = Colorizer(generator=dict(in_channels=3, out_channels=484, head="logits", base_channels=8, num_blocks=1, num_groups=4),
+                          ab_bins={"bin_size": 10.0, "limit": 110.0}, working_size=32)  # fmt: skip
+    colour_in.save_pretrained(tmp_path / "rgb_bins")
+    with pytest.raises(SystemExit):
+        evaluate_sources.main(["--model", bins, "--ensemble", str(tmp_path / "rgb_bins"), "--folder", f"p={photos}"])
+    assert "takes 3 input channels" in capsys.readouterr().err
