@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaluate_sources import gray_psnr, parse_folders  # noqa: E402
+from evaluate_sources import gray_psnr, load_colorizer, parse_folders  # noqa: E402
 
 from agincolor import Colorizer  # noqa: E402
 from agincolor import image_processor as ip  # noqa: E402
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         if not args.fit or not args.test:
             parser.error("give --fit and --test folders (or an existing --cache)")
-        colorizer = Colorizer.from_pretrained(None if args.model == "bundled" else args.model)
+        colorizer = load_colorizer(args.model)
         if colorizer.ab_bins is None:
             parser.error("the study needs an ab-bins model (its predicted distribution is one feature set)")
         if not hasattr(colorizer.generator, "bridge"):

@@ -46,12 +46,13 @@ import torch
 
 from agincolor import Colorizer
 from agincolor import image_processor as ip
+from agincolor.color import ab_from_bin_logits
 from agincolor.colorizer import DECODINGS
 from agincolor.evaluate import _capped_psnr, _load_256
 from agincolor.metrics import colorfulness
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaluate_sources import gray_psnr, parse_folders  # noqa: E402
+from evaluate_sources import gray_psnr, load_colorizer, parse_folders  # noqa: E402
 
 MUTED_DB = 28.0
 
@@ -87,7 +88,7 @@ def load_photos(colorizer: Colorizer, folders: dict[str, list[Path]], temperatur
                 scores = generator((small * 2 - 1).clamp(-1, 1)).image.float()
                 ab = colorizer.chroma_of(scores, t, gray=small)[0].numpy()
                 p = torch.softmax(scores / t, dim=1)[0]
-                mean = torch.einsum("khw,kc->chw", p, centers)
+                mean = ab_from_bin_logits(scores, centers, t)[0]
                 second = torch.einsum("khw,k->hw", p, (centers**2).sum(1))
                 variance = (second - (mean**2).sum(0)).clamp_min(0)[None].numpy()
             truth = np.asarray(rgb)
@@ -99,15 +100,6 @@ def load_photos(colorizer: Colorizer, folders: dict[str, list[Path]], temperatur
                 )
             )  # fmt: skip
     return photos
-
-
-def join_full(lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
-    """Full-size L* (H, W) and full-size ab (2, H, W) -> uint8 RGB, fitted into the gamut as the Colorizer does."""
-    h, w = lightness.shape
-    linear = ip._fit_gamut(lightness.reshape(-1), ab[0].reshape(-1), ab[1].reshape(-1))
-    linear *= np.float32(65535)
-    linear += np.float32(0.5)
-    return ip._LINEAR_TO_U8[linear.astype(np.uint16)].reshape(3, h, w).transpose(1, 2, 0)
 
 
 def joint_bilateral_upsample(
@@ -234,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
 
     def load(name: str) -> Colorizer:
-        colorizer = Colorizer.from_pretrained(None if name == "bundled" else name, local_files_only=True)
+        colorizer = load_colorizer(name, local_files_only=True)
         if args.decoding:
             colorizer.decoding = args.decoding
         return colorizer
@@ -261,10 +253,10 @@ def main(argv: list[str] | None = None) -> int:
         arms: dict[str, Arm] = {shipped: bilinear(sat)}
         for radius, sigma_s, sigma_r in ((2, 1.0, 4.0), (2, 1.0, 8.0), (2, 1.0, 16.0), (3, 1.5, 8.0)):
             arms[f"joint bilateral r {radius}, sigma_s {sigma_s:g}, sigma_r {sigma_r:g}"] = (
-                lambda p, a=(radius, sigma_s, sigma_r): join_full(p.lightness, joint_bilateral_upsample(p.ab * s, p.lightness, p.lightness_small, *a))
+                lambda p, a=(radius, sigma_s, sigma_r): ip.join_lightness_and_chroma(p.lightness, joint_bilateral_upsample(p.ab * s, p.lightness, p.lightness_small, *a))
             )  # fmt: skip
         arms["truth's chroma, bilinear (bound)"] = lambda p: ip.join_lightness_and_chroma(p.lightness, p.truth_ab_small)
-        arms["truth's chroma, joint bilateral r 2, sigma_r 8 (bound)"] = lambda p: join_full(
+        arms["truth's chroma, joint bilateral r 2, sigma_r 8 (bound)"] = lambda p: ip.join_lightness_and_chroma(
             p.lightness, joint_bilateral_upsample(p.truth_ab_small, p.lightness, p.lightness_small)
         )
         score_by_folder(photos, arms, shipped)

@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agincolor import Colorizer
 from agincolor.evaluate import _capped_psnr, _load_256, list_images
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaluate_sources import spread  # noqa: E402
+from evaluate_sources import load_colorizer, spread  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,10 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    def load(name: str) -> Colorizer:
-        return Colorizer.from_pretrained(None if name == "bundled" else name)
-
-    colorizer = load(args.model)
+    colorizer = load_colorizer(args.model)
     if args.against is None:
         if colorizer.ab_bins is None:
             parser.error(f"{args.model} does not predict ab bins: it has one decoding only")
@@ -49,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         arms = [("srgb-mean", colorizer, "srgb-mean"), ("ab-mean", colorizer, "ab-mean")]
     else:
         arms = [(args.model, colorizer, colorizer.decoding)]
-        other = load(args.against)
+        other = load_colorizer(args.against)
         arms.append((args.against, other, other.decoding))
     files = spread(list_images(args.folder), args.limit)
     gains = []

@@ -49,6 +49,11 @@ def spread(files: list[Path], limit: int | None) -> list[Path]:
     return [files[int(i * step)] for i in range(limit)]
 
 
+def load_colorizer(name: str, **kwargs) -> Colorizer:  # noqa: ANN003 (Colorizer.from_pretrained's options)
+    """The Colorizer in folder (or Hub id) ``name``; ``"bundled"`` is the model shipped in the package."""
+    return Colorizer.from_pretrained(None if name == "bundled" else name, **kwargs)
+
+
 def parse_folders(items: list[str], limit: int | None, parser: argparse.ArgumentParser) -> dict[str, list[Path]]:
     """``NAME=DIR`` arguments as {NAME: DIR's photos, ``limit`` of them spread evenly}; a usage error otherwise."""
     out = {}
@@ -199,13 +204,13 @@ def main(argv: list[str] | None = None) -> int:
     print("| model | saturation | T | folder | photos | PSNR | gray PSNR | vs gray | SSIM | colourfulness (truth) | green | blue |")
     print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
     for model in args.model:
-        colorizer = Colorizer.from_pretrained(None if model == "bundled" else model)
+        colorizer = load_colorizer(model)
         if args.size:
             colorizer.working_size = args.size
         if (args.mirror or args.zoom != 1 or args.decoding or args.ensemble) and colorizer.ab_bins is None:
             parser.error(f"--mirror, --zoom, --ensemble and --decoding act on bin distributions; {model} does not predict ab bins")
         if args.ensemble:
-            others = [Colorizer.from_pretrained(None if o == "bundled" else o) for o in args.ensemble]
+            others = [load_colorizer(o) for o in args.ensemble]
             for name, other in zip(args.ensemble, others):
                 if other.ab_bins != colorizer.ab_bins:
                     parser.error(f"--ensemble {name} does not predict the bins of {model} ({colorizer.ab_bins})")
