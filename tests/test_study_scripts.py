@@ -1,9 +1,11 @@
-"""scripts/widen_model.py (a wider finest decoder stage that computes what the original computes) and
-scripts/chroma_studies.py (post-processing studies of the decoded chroma)."""
+"""scripts/widen_model.py (a wider finest decoder stage that computes what the original computes),
+scripts/chroma_studies.py (post-processing studies of the decoded chroma) and scripts/refit_head.py (the
+output layer fitted outright to the body's features)."""
 
 from __future__ import annotations
 
 import importlib.util
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -26,6 +28,7 @@ def _script(name: str) -> ModuleType:
 
 widen_model = _script("widen_model")
 chroma_studies = _script("chroma_studies")
+refit_head = _script("refit_head")
 
 BINS = {"bin_size": 10.0, "limit": 110.0}
 
@@ -159,3 +162,55 @@ def test_joint_bilateral_upsampling_stays_finite_where_every_neighbour_is_far_in
     lightness[3, 3] = 100.0
     out = chroma_studies.joint_bilateral_upsample(ab, lightness, np.zeros((4, 4), np.float32), sigma_r=1.0)
     assert np.isfinite(out).all() and np.allclose(out[0], 20.0) and np.allclose(out[1], -30.0)
+
+
+def test_head_fit_reaches_the_layer_that_generated_the_bins() -> None:
+    """On bins drawn from a known softmax layer, the fit from a wrong start lowers the cross-entropy to about
+    that layer's own (the problem is convex, so L-BFGS gets there)."""
+    torch.manual_seed(0)
+    x = torch.randn(4000, 6)
+    true_w, true_b = torch.randn(12, 6) * 2, torch.randn(12)
+    y = torch.distributions.Categorical(logits=x @ true_w.T + true_b).sample()
+    start_w, start_b = torch.zeros(12, 6), torch.zeros(12)
+    w, b = refit_head.fit_head(start_w, start_b, x, y, iterations=100)
+    best = refit_head.cross_entropy(true_w, true_b, x, y)
+    assert refit_head.cross_entropy(start_w, start_b, x, y) > best + 0.5
+    assert refit_head.cross_entropy(w, b, x, y) <= best + 0.005
+
+
+def test_refit_head_runs_on_a_folder_and_writes_a_model_like_its_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for folder in ("a", "b"):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+        for k in range(4):
+            pixels = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8).repeat(5, 0).repeat(5, 1)
+            Image.fromarray(pixels).save(tmp_path / "data" / folder / f"p{k}.png")
+    source = Colorizer(generator=dict(in_channels=1, out_channels=484, head="logits", base_channels=8, num_blocks=1, num_groups=4),
+                       ab_bins=BINS, working_size=32, temperature=0.8, saturation=0.95)  # fmt: skip
+    source.save_pretrained(tmp_path / "bins")
+    args = [str(tmp_path / "bins"), str(tmp_path / "refit"), "--data", str(tmp_path / "data"), "--exclude", "b"]
+    assert refit_head.main([*args, "--photos", "5", "--pixels", "64", "--iterations", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "192 pixels of 3 photos fitted, 64 held out" in out  # "b" left out: 4 photos, one of them held out
+    before, after = (float(re.search(rf"{name}: cross-entropy ([0-9.]+)", out).group(1)) for name in ("before", "after"))
+    assert after < before
+    refit = Colorizer.from_pretrained(tmp_path / "refit")
+    assert refit.current_config() == source.current_config()
+    head, new_head = source.generator.head[0].weight, refit.generator.head[0].weight
+    assert not torch.allclose(head, new_head)
+    body = [k for k in source.generator.state_dict() if not k.startswith("head.")]
+    assert all(torch.equal(source.generator.state_dict()[k], refit.generator.state_dict()[k]) for k in body)
+    # It never writes over an existing folder, and refuses a model with no bins head.
+    with pytest.raises(SystemExit):
+        refit_head.main(args)
+    assert "exists" in capsys.readouterr().err
+    Colorizer(generator=dict(in_channels=1, out_channels=2, head="ab", base_channels=8, num_blocks=1, num_groups=4),
+              working_size=32).save_pretrained(tmp_path / "ab")  # fmt: skip
+    with pytest.raises(SystemExit):
+        refit_head.main([str(tmp_path / "ab"), str(tmp_path / "refit_ab"), "--data", str(tmp_path / "data")])
+    assert "only an ab-bins model" in capsys.readouterr().err
+    assert not (tmp_path / "refit_ab").exists()
