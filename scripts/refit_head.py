@@ -112,8 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         data = ImageFolder(args.data, load_size=128, crop_size=128, flip=True, scale_min=0.5, exclude=exclude)
     except (OSError, ValueError) as err:
         parser.error(str(err))
+    if len(data) < 2:
+        parser.error(f"{args.data} has {len(data)} photo(s) to draw from; at least 2 are needed (one is held out)")
     x, y, ids = head_features(model, data, args.photos, args.pixels, args.seed)
-    fit = ids < round(0.8 * int(ids.max() + 1))
+    drawn = int(ids.max()) + 1
+    fit = ids < min(round(0.8 * drawn), drawn - 1)  # at least one photo held out
     weight, bias = conv.weight.detach().flatten(1).float(), conv.bias.detach().float()
     new_weight, new_bias = fit_head(weight, bias, x[fit], y[fit], args.iterations)
     print(f"{int(fit.sum())} pixels of {int(ids[fit].max()) + 1} photos fitted, {int((~fit).sum())} held out")

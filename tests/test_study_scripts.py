@@ -214,3 +214,10 @@ def test_refit_head_runs_on_a_folder_and_writes_a_model_like_its_source(
         refit_head.main([str(tmp_path / "ab"), str(tmp_path / "refit_ab"), "--data", str(tmp_path / "data")])
     assert "only an ab-bins model" in capsys.readouterr().err
     assert not (tmp_path / "refit_ab").exists()
+    # One photo cannot be split into fitted and held-out ones.
+    (tmp_path / "one").mkdir()
+    Image.new("RGB", (40, 40), (200, 60, 30)).save(tmp_path / "one" / "p.png")
+    with pytest.raises(SystemExit):
+        refit_head.main([str(tmp_path / "bins"), str(tmp_path / "refit_one"), "--data", str(tmp_path / "one")])
+    assert "at least 2 are needed" in capsys.readouterr().err
+    assert not (tmp_path / "refit_one").exists()
