@@ -27,9 +27,12 @@ import torch
 import torch.nn.functional as F
 
 from agincolor import Colorizer
-from agincolor.color import ab_bin_index, rgb_to_lab
 from agincolor.train.data import ImageFolder
+from agincolor.train.losses import _ab_bin_index
 from agincolor.train.trainer import to_gray
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from evaluate_sources import load_colorizer  # noqa: E402
 
 
 def head_layer(model: Colorizer) -> torch.nn.Conv2d:
@@ -58,7 +61,7 @@ def head_features(
             color = torch.stack([data[(i, seed * 1_000_003 + i)][0] for i in batch])
             generator(to_gray(color)[:, : generator.in_channels])
             f = kept["f"].float().flatten(2)  # (B, C, H*W)
-            bins = ab_bin_index(rgb_to_lab((color + 1) / 2)[:, 1:], **model.ab_bins).flatten(1)
+            bins = _ab_bin_index(color, **model.ab_bins).flatten(1)
             pick = torch.randint(0, f.shape[-1], (len(batch), pixels), generator=rng)
             xs.append(torch.gather(f, 2, pick[:, None].expand(-1, f.shape[1], -1)).transpose(1, 2).reshape(-1, f.shape[1]))
             ys.append(torch.gather(bins, 1, pick).reshape(-1))
@@ -68,8 +71,12 @@ def head_features(
     return torch.cat(xs), torch.cat(ys), torch.cat(ids)
 
 
+def _mean_cross_entropy(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(x @ weight.T + bias, y)
+
+
 def cross_entropy(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> float:
-    return float(F.cross_entropy(x @ weight.T + bias, y))
+    return float(_mean_cross_entropy(weight, bias, x, y))
 
 
 def fit_head(
@@ -82,7 +89,7 @@ def fit_head(
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = F.cross_entropy(x @ w.T + b, y)
+        loss = _mean_cross_entropy(w, b, x, y)
         loss.backward()
         return loss
 
@@ -106,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.photos < 5 or args.pixels < 1 or args.iterations < 1:
         parser.error("--photos must be at least 5, --pixels and --iterations at least 1")
     try:
-        model = Colorizer.from_pretrained(None if args.source == "bundled" else args.source, local_files_only=True)
+        model = load_colorizer(args.source, local_files_only=True)
         conv = head_layer(model)
         exclude = [name for name in args.exclude.split(",") if name]
         data = ImageFolder(args.data, load_size=128, crop_size=128, flip=True, scale_min=0.5, exclude=exclude)

@@ -32,6 +32,9 @@ import torch
 from agincolor import Colorizer
 from agincolor.generator import Generator
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from evaluate_sources import load_colorizer  # noqa: E402
+
 
 def default_decoder_channels(generator: Generator) -> tuple[int, ...]:
     """The widths of a U-Net generator's five decoder stages, read from its layers."""
@@ -95,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.exists():
         parser.error(f"{args.out} exists; choose a new folder")
     try:
-        source = Colorizer.from_pretrained(None if args.source == "bundled" else args.source, local_files_only=True)
+        source = load_colorizer(args.source, local_files_only=True)
         wide = widen(source, args.factor, args.noise, args.seed)
     except (OSError, ValueError) as err:
         parser.error(str(err))
