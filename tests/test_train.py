@@ -831,6 +831,55 @@ def test_gray_jitter_feeds_the_generator_a_retoned_gray_input(data_dir: Path, tm
     assert (seen[0.5][..., 1:] >= seen[0.5][..., :-1]).eq(plain[..., 1:] >= plain[..., :-1]).float().mean() > 0.95
 
 
+def test_jitter_sharpness_adds_or_removes_a_multiple_of_each_photos_own_detail() -> None:
+    from torchvision.transforms.functional import gaussian_blur
+
+    from agincolor.train.data import jitter_sharpness
+
+    torch.manual_seed(0)
+    photos = (torch.rand(40, 1, 36, 36) - 0.5) * 0.6  # within [-0.3, 0.3]: no result reaches the clip
+    out = jitter_sharpness(photos, 0.8, torch.Generator().manual_seed(0))
+    assert torch.equal(out, jitter_sharpness(photos, 0.8, torch.Generator().manual_seed(0)))  # drawn from the generator
+    # Each photo is itself plus its own multiple k of its detail (the photo less its 1-pixel Gaussian blur,
+    # edges reflected): k -1 would be the blur itself, k +1 an unsharp mask at full amount.
+    detail = photos - gaussian_blur(photos, kernel_size=5, sigma=1.0)
+    k = ((out - photos) * detail).sum(dim=(1, 2, 3)) / detail.pow(2).sum(dim=(1, 2, 3))
+    assert torch.allclose(out, photos + k.view(-1, 1, 1, 1) * detail, atol=1e-5)
+    assert float(k.abs().max()) <= 0.8 + 1e-6 and float(k.min()) < -0.4 and float(k.max()) > 0.4
+    assert torch.allclose(out.mean(dim=(1, 2, 3)), photos.mean(dim=(1, 2, 3)), atol=2e-3)  # brightness kept
+    flat = torch.full((2, 3, 32, 40), 0.25)
+    assert torch.allclose(jitter_sharpness(flat, 1.0, torch.Generator().manual_seed(3)), flat, atol=1e-6)
+    full = torch.rand(8, 1, 32, 32) * 2 - 1
+    sharpened = jitter_sharpness(full, 1.0, torch.Generator().manual_seed(4))
+    assert float(sharpened.min()) >= -1 and float(sharpened.max()) <= 1
+    assert jitter_sharpness(full, 0.0) is full
+    with pytest.raises(ValueError, match="strength"):
+        jitter_sharpness(full, 1.5)
+    with pytest.raises(ValueError, match="gray batch"):
+        jitter_sharpness(full[0], 0.5)
+
+
+def test_gray_sharpness_alters_the_students_input_and_not_the_teachers(data_dir: Path, tmp_path: Path) -> None:
+    Trainer(_config(data_dir, tmp_path / "teacher", steps=2, batch_size=2, **BINS_RUN), progress=False).train()
+    seen: dict[str, torch.Tensor] = {}
+    for sharpness in (0.0, 1.0):
+        config = _config(
+            data_dir, tmp_path / f"student{sharpness}", steps=1, batch_size=2, **BINS_RUN, gray_sharpness=sharpness,
+            distill_from=(str(tmp_path / "teacher" / "colorizer"),),
+        )  # fmt: skip
+        trainer = Trainer(config, progress=False)
+        color = _batch(trainer, range(2))
+        for name, net in ((f"student{sharpness}", trainer.G_g), (f"teacher{sharpness}", trainer.teachers[0])):
+            net.register_forward_pre_hook(lambda _m, args, n=name: seen.setdefault(n, args[0].detach().clone()))
+        trainer.train_step(color)
+    plain = to_gray(color)[:, :1]
+    assert torch.equal(seen["student0.0"][:, :1], plain)
+    assert torch.equal(seen["teacher0.0"][:, :1], plain) and torch.equal(seen["teacher1.0"][:, :1], plain)
+    change = seen["student1.0"][:, :1] - plain
+    assert float(change.abs().max()) > 0.01  # softer or crisper (the test photos are smooth), not the photo
+    assert float(change.mean().abs()) < 0.05 * float(change.abs().max())  # but no brighter or darker
+
+
 def test_empty_or_missing_data_folder_is_refused_at_construction(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -1034,6 +1083,9 @@ def test_example_script_help_lists_every_config_field() -> None:
         (dict(gray_jitter=-0.1), "gray_jitter"),
         (dict(gray_jitter=1.5), "gray_jitter"),
         (dict(gray_jitter=True), "gray_jitter"),
+        (dict(gray_sharpness=-0.5), "gray_sharpness"),
+        (dict(gray_sharpness=2.0), "gray_sharpness"),
+        (dict(gray_sharpness="1"), "gray_sharpness"),
         (dict(source_power=-0.1), "source_power"),
         (dict(source_power=1.5), "source_power"),
         (dict(source_power=True), "source_power"),

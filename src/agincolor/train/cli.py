@@ -28,6 +28,8 @@ _HELP = {
     "resized to --crop-size",
     "gray_jitter": "above 0: redraw each gray input's gamma and contrast every step, up to a factor e^S and "
     "e^(S/2) either way (the colour targets are left as they are)",
+    "gray_sharpness": "above 0: blur or sharpen each gray input every step, from a 1-pixel Gaussian blur (S 1) to "
+    "an unsharp mask of amount S (the colour targets are left as they are)",
     "source_power": "draw each photo's source (top-level sub-folder of --data) with probability proportional to its "
     "photo count to this power: 1 every photo alike (default), 0 every source alike",
     "batch_size": "images per step per process (paper: 1)",

@@ -54,9 +54,12 @@ class TrainConfig:
     at half size to a quarter of it at full size). ``gray_jitter`` s > 0 redraws each gray input's tone
     curve every step (:func:`agincolor.train.data.jitter_tone`: gamma and contrast up to a factor e^s and
     e^(s/2) either way), so the network cannot lean on one camera's or one source's tones; the colours it
-    is scored against are left as they are. ``source_power`` p != 1 draws each photo's source (top-level
-    sub-folder of ``data``) with probability proportional to its photo count to the power p, then a photo
-    of it: 0 samples every source alike, 0.5 halfway on a log scale; 1 (the default) is uniform over photos.
+    is scored against are left as they are. ``gray_sharpness`` s > 0 likewise makes each gray input softer
+    or crisper every step (:func:`agincolor.train.data.jitter_sharpness`: from a 1-pixel Gaussian blur at
+    s 1 to an unsharp mask of amount s), as cameras, compression and resizing differ from source to source.
+    ``source_power`` p != 1 draws each photo's source (top-level sub-folder of ``data``) with probability
+    proportional to its photo count to the power p, then a photo of it: 0 samples every source alike, 0.5
+    halfway on a log scale; 1 (the default) is uniform over photos.
 
     Objective (eq. 9): ``adv_weight`` * (eqs. 4, 8) + ``cycle_weight`` * eq. 5 + ``content_weight`` * eq. 6
     + ``cam_weight`` * eq. 7, plus ``paired_weight`` * the paired error of G_g(gray(y)) against y (ours,
@@ -77,7 +80,9 @@ class TrainConfig:
     adds ``distill_weight`` times the KL divergence from the teachers' mean bin distribution to G_g's, on
     the pixels the paired term scores (:func:`agincolor.train.losses.distill_loss`); with
     ``distill_flip`` each teacher also sees the mirrored photo, its distribution mirrored back and
-    averaged in (test-time augmentation of the teacher). Teachers are frozen and run without gradients.
+    averaged in (test-time augmentation of the teacher). Teachers are frozen and run without gradients,
+    on the gray photo as it is: ``gray_jitter`` and ``gray_sharpness`` alter the student's input only, so
+    the student learns to give the teachers' colours from a retoned or resharpened copy.
     With ``cycle_weight`` = 0 the reverse generator G_c and its discriminator D_g serve no term, so they
     are not built (a pix2pix-like setting that trains three times faster). With ``adv_weight`` = 0 no
     discriminator is built at all: with the paired term this is plain supervised regression, one
@@ -113,6 +118,7 @@ class TrainConfig:
     flip: bool = True
     scale_min: float = 1.0
     gray_jitter: float = 0.0
+    gray_sharpness: float = 0.0
     source_power: float = 1.0
     batch_size: int = 1
     steps: int = 100_000
@@ -210,6 +216,9 @@ class TrainConfig:
         jitter = self.gray_jitter
         if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter <= 1:
             raise ValueError(f"gray_jitter must be a number in [0, 1] (0: off), got {jitter!r}")
+        sharpness = self.gray_sharpness
+        if isinstance(sharpness, bool) or not isinstance(sharpness, (int, float)) or not 0 <= sharpness <= 1:
+            raise ValueError(f"gray_sharpness must be a number in [0, 1] (0: off), got {sharpness!r}")
         power = self.source_power
         if isinstance(power, bool) or not isinstance(power, (int, float)) or not 0 <= power <= 1:
             raise ValueError(

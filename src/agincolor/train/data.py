@@ -13,12 +13,22 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageFile
 from torch.utils.data import Dataset, Sampler
 
 from ..colorizer import open_image
 
-__all__ = ["IMAGE_EXTENSIONS", "find_images", "ImageFolder", "StepBatchSampler", "jitter_tone", "load_rgb", "tone_generator"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "find_images",
+    "ImageFolder",
+    "StepBatchSampler",
+    "jitter_sharpness",
+    "jitter_tone",
+    "load_rgb",
+    "tone_generator",
+]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 
@@ -73,7 +83,10 @@ def _seeded(seed: int) -> torch.Generator:
 
 
 def tone_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
-    """The generator of :func:`jitter_tone`'s draws at ``step`` of a run seeded ``seed``, on process ``rank``."""
+    """The generator of the gray-input draws at ``step`` of a run seeded ``seed``, on process ``rank``.
+
+    :func:`jitter_tone` draws from it first, then :func:`jitter_sharpness` (each nothing at strength 0).
+    """
     return _seeded((seed * 1_000_003 + step) * 4099 + rank)
 
 
@@ -101,6 +114,34 @@ def jitter_tone(gray: torch.Tensor, strength: float, generator: torch.Generator 
     mean = g.mean(dim=(1, 2, 3), keepdim=True)
     g = (mean + contrast * (g - mean)).clamp(0, 1)
     return (g * 2 - 1).to(gray.dtype)
+
+
+def jitter_sharpness(gray: torch.Tensor, strength: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Give each photo of a gray batch its own random sharpness: softer or crisper by up to ``strength``.
+
+    ``gray`` is (N, C, H, W) in [-1, 1]. With ``b`` the photo blurred by a Gaussian of 1 pixel (5 taps each
+    way, edges reflected), each photo becomes ``g + k (g - b)`` clipped to [-1, 1], with ``k`` uniform in
+    [-``strength``, ``strength``] from ``generator``: ``k`` -1 is the blurred photo itself, 0 the photo,
+    +1 an unsharp mask at full amount. Every frequency is scaled by ``1 + k (1 - H)``, with ``H`` the
+    Gaussian's response, so edges keep their place and a flat region stays as it was; the mean brightness
+    is unchanged but where clipping cuts an overshoot. Strength 0 returns ``gray`` itself.
+    """
+    if not 0 <= strength <= 1:
+        raise ValueError(f"strength must be in [0, 1], got {strength!r}")
+    if gray.dim() != 4:
+        raise ValueError(f"expected a gray batch (N, C, H, W), got shape {tuple(gray.shape)}")
+    if strength == 0:
+        return gray
+    n, c = gray.shape[:2]
+    amount = torch.rand(n, 1, 1, 1, generator=generator).mul_(2).sub_(1).mul_(strength).to(gray.device)
+    g = gray.float()
+    taps = torch.exp(-0.5 * torch.arange(-2, 3, dtype=torch.float32, device=g.device) ** 2)
+    taps = taps / taps.sum()
+    flat = g.reshape(n * c, 1, *g.shape[2:])
+    blurred = F.conv2d(F.pad(flat, (2, 2, 0, 0), mode="reflect"), taps.view(1, 1, 1, 5))
+    blurred = F.conv2d(F.pad(blurred, (0, 0, 2, 2), mode="reflect"), taps.view(1, 1, 5, 1))
+    blurred = blurred.reshape(g.shape)
+    return (g + amount * (g - blurred)).clamp(-1, 1).to(gray.dtype)
 
 
 class ImageFolder(Dataset):

@@ -31,7 +31,7 @@ from ..generator import AB_SCALE, Generator
 from ..norm import AGIN, GroupInstanceNorm, clip_rho_
 from . import losses as L
 from .config import ARCHITECTURE_FIELDS, TrainConfig
-from .data import ImageFolder, StepBatchSampler, collate, jitter_tone, tone_generator
+from .data import ImageFolder, StepBatchSampler, collate, jitter_sharpness, jitter_tone, tone_generator
 
 __all__ = ["Trainer", "export_generator", "CHECKPOINT_NAME", "atomic_save"]
 
@@ -558,8 +558,11 @@ class Trainer:
         self._set_learning_rate()
         y = color.to(self.device, non_blocking=True)
         x = to_gray(y) if (self.paired or gray is None) else gray.to(self.device, non_blocking=True)
-        if cfg.gray_jitter > 0:
-            x = jitter_tone(x, cfg.gray_jitter, tone_generator(cfg.seed, self.step, self.world.rank))
+        clean = x  # the teachers of distill_from see the photo as it is, the student its jittered copy
+        if cfg.gray_jitter > 0 or cfg.gray_sharpness > 0:
+            draws = tone_generator(cfg.seed, self.step, self.world.rank)
+            x = jitter_tone(x, cfg.gray_jitter, draws)  # strength 0 draws nothing
+            x = jitter_sharpness(x, cfg.gray_sharpness, draws)
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
             y = y.contiguous(memory_format=torch.channels_last)
@@ -626,7 +629,7 @@ class Trainer:
                     )
                     branch["g_paired"] = (cfg.paired_weight, paired)
                     if self.teachers:
-                        soft = self._teacher_probs(x, offset if strided else None)
+                        soft = self._teacher_probs(clean, offset if strided else None)
                         branch["g_distill"] = (cfg.distill_weight, L.distill_loss(fake.image, soft))
             backward(branch)
             fakes.append(fake.image.detach())
