@@ -16,6 +16,8 @@ the same bin grid (the teachers of ``agincolor train --distill-from MODEL,OTHER`
 ``--mirror`` (every model on both views) and ``--zoom``.
 ``--decoding ab-mean|srgb-mean`` (repeatable) sets how an ab-bins model's distribution becomes a colour
 (``Colorizer.decoding``; default the model's own), so both can be compared in one run.
+``--resample bilinear|bicubic|lanczos`` (repeatable) sets the filter that shrinks the gray input to the
+working size (``Colorizer.resample``; default the model's own): the colours depend on the input's sharpness.
 
     python scripts/evaluate_sources.py --model src/agincolor/pretrained --model runs/x/colorizer \\
         --folder val=../shared/data/val/bsds500 --folder portraits=../shared/data/train/portraits \\
@@ -40,6 +42,7 @@ from PIL import Image
 from agincolor import Colorizer
 from agincolor.colorizer import DECODINGS
 from agincolor.evaluate import _capped_psnr, _load_256, evaluate, list_images
+from agincolor.image_processor import RESAMPLINGS
 
 
 def spread(files: list[Path], limit: int | None) -> list[Path]:
@@ -181,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=DECODINGS,
         help="ab-bins models: one or more decodings of the bin distribution (default: the model's own)",
     )
+    parser.add_argument(
+        "--resample",
+        action="append",
+        choices=tuple(RESAMPLINGS),
+        help="one or more filters that resize the gray input to the working size (default: the model's own)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None, help="also write every result to this file")
     args = parser.parse_args(argv)
@@ -225,9 +234,13 @@ def main(argv: list[str] | None = None) -> int:
         tag += (" (mirrored)" if args.mirror else "") + (f" (zoom {args.zoom:g})" if args.zoom != 1 else "")
         temperatures = (args.temperature or [colorizer.temperature]) if colorizer.ab_bins is not None else [None]
         decodings = args.decoding or [colorizer.decoding]
-        for saturation, temperature, decoding in itertools.product(args.saturation or [colorizer.saturation], temperatures, decodings):
+        resamplings = args.resample or [colorizer.resample]
+        settings = itertools.product(args.saturation or [colorizer.saturation], temperatures, decodings, resamplings)
+        for saturation, temperature, decoding, resample in settings:
             colorizer.decoding = decoding
+            colorizer.resample = resample
             shown = tag + (f" ({decoding})" if colorizer.ab_bins is not None else "")
+            shown += f" ({resample})" if resample != "bilinear" else ""
             # The pooled row sees the same photos again: colorize each only once.
             done: dict[bytes, object] = {}
 
@@ -250,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{fmt(m['green'])} | {fmt(m['blue'])} |",
                     flush=True,
                 )
-                results.append({"model": model, "ensemble": args.ensemble, "mirror": args.mirror, "zoom": args.zoom, "decoding": decoding, "saturation": saturation, "temperature": temperature, "folder": name, "photos": len(files), **r})
+                results.append({"model": model, "ensemble": args.ensemble, "mirror": args.mirror, "zoom": args.zoom, "decoding": decoding, "resample": resample, "saturation": saturation, "temperature": temperature, "folder": name, "photos": len(files), **r})
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=lambda v: None))
     return 0

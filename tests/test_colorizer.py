@@ -872,6 +872,37 @@ def test_save_pretrained_writes_the_settings_the_model_has_now(tmp_path: Path) -
     np.testing.assert_array_equal(loaded.colorize(value), model.colorize(value))
 
 
+def test_resample_picks_the_filter_that_shrinks_the_gray_input_and_is_saved(tmp_path: Path) -> None:
+    from agincolor.image_processor import RESAMPLINGS
+
+    model = make_colorizer()
+    assert model.resample == "bilinear"
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (90, 70), dtype=np.uint8)  # fine detail: the filters shrink it differently
+    seen: list[torch.Tensor] = []
+    model.generator.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach().clone()))
+    outputs = {}
+    for name in ("bilinear", "bicubic", "lanczos"):
+        model.resample = name
+        outputs[name] = model.colorize(photo)
+        h, w = model.working_shape(90, 70)
+        gray = Image.fromarray((photo / 255.0).astype(np.float32), mode="F").resize((w, h), RESAMPLINGS[name])
+        want = torch.from_numpy(np.clip(np.asarray(gray), 0, 1))
+        assert torch.allclose((seen[-1][0, 0] + 1) / 2, want, atol=1e-6), name  # the network's input
+    assert np.abs(outputs["lanczos"].astype(int) - outputs["bilinear"].astype(int)).max() > 3
+    assert_lightness_kept(lightness_of_gray(photo / 255.0), outputs["lanczos"])
+    model.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["resample"] == "lanczos"
+    loaded = Colorizer.from_pretrained(tmp_path)
+    assert loaded.resample == "lanczos"
+    np.testing.assert_array_equal(loaded.colorize(photo), outputs["lanczos"])
+    with pytest.raises(ValueError, match="resample must be one of 'bilinear', 'bicubic', 'lanczos', got 'nearest'"):
+        model.resample = "nearest"
+    with pytest.raises(ValueError, match="resample must be one of"):
+        Colorizer(generator=TINY, resample="area")
+    assert model.resample == "lanczos"
+
+
 def test_an_unknown_decoding_or_one_for_a_model_without_bins_is_refused(model: Colorizer) -> None:
     with pytest.raises(ValueError, match="decoding must be one of 'ab-mean', 'srgb-mean', got 'rgb'"):
         make_bins_colorizer(45.0, 25.0, decoding="rgb")

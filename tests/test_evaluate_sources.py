@@ -158,3 +158,28 @@ def test_ensemble_flag_scores_two_bin_models_and_refuses_another_kind(tmp_path: 
     with pytest.raises(SystemExit):
         evaluate_sources.main(["--model", bins, "--ensemble", str(tmp_path / "rgb_bins"), "--folder", f"p={photos}"])
     assert "takes 3 input channels" in capsys.readouterr().err
+
+
+def test_resample_flag_scores_each_filter_and_refuses_an_unknown_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(2):  # fine detail, which the filters shrink differently
+        Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(photos / f"p{k}.png")
+    Colorizer(generator=dict(in_channels=1, base_channels=8, num_blocks=1, num_groups=4, head="ab", out_channels=2),
+              working_size=32).save_pretrained(tmp_path / "ab")  # fmt: skip
+    args = ["--model", str(tmp_path / "ab"), "--folder", f"p={photos}", "--threads", "1", "--saturation", "4"]
+    assert evaluate_sources.main([*args, "--resample", "bilinear", "--resample", "lanczos", "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "(lanczos)" in out and "(bilinear)" not in out  # the model's own filter is not tagged
+    rows = json.loads((tmp_path / "r.json").read_text())
+    assert [r["resample"] for r in rows] == ["bilinear", "lanczos"]
+    assert rows[0]["model"]["psnr"] != rows[1]["model"]["psnr"]
+    with pytest.raises(SystemExit):
+        evaluate_sources.main([*args, "--resample", "nearest"])
+    assert "invalid choice: 'nearest'" in capsys.readouterr().err

@@ -287,3 +287,19 @@ def test_the_export_command_bakes_the_chosen_decoding_into_the_graph(tmp_path: P
     assert "decodes by srgb-mean; export the model again with --decoding ab-mean" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
     assert cli.main(["colorize", str(photos), "-o", str(tmp_path / "o"), "--onnx", str(target), "--decoding", "srgb-mean"]) == 0
+
+
+def test_the_runner_shrinks_the_gray_input_with_the_exported_models_filter(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = Colorizer(working_size=48, resample="lanczos", **CONFIGS["paper-ab-1ch"]).eval()
+    runner = OnnxColorizer(export_onnx(model, tmp_path / "lanczos.onnx"), threads=1)
+    assert runner.resample == "lanczos"
+    photo = _photo(61, 83)
+    for name in ("lanczos", "bilinear"):
+        model.resample = runner.resample = name
+        got, want = runner.colorize(photo), model.colorize(photo)
+        assert np.abs(got.astype(int) - want.astype(int)).max() <= 1, name
+    model.resample = "lanczos"
+    assert np.abs(model.colorize(photo).astype(int) - runner.colorize(photo).astype(int)).max() > 3  # it matters
+    with pytest.raises(ValueError, match="resample must be one of"):
+        runner.resample = "box"

@@ -41,7 +41,7 @@ class VideoMethods:
         saturation, temperature = self._run_options(saturation, temperature)
         return video.FrameColorizer(
             lambda gray: self._chroma(gray, temperature), working_size=self.working_size, saturation=saturation,
-            temporal_strength=temporal_strength, lookahead=lookahead,
+            temporal_strength=temporal_strength, lookahead=lookahead, resample=self.resample,
         )  # fmt: skip
 
     def colorize_video(
@@ -74,5 +74,5 @@ class VideoMethods:
         return video.colorize_video_file(
             src, dst, lambda gray: self._chroma(gray, temperature), working_size=self.working_size,
             saturation=saturation, temporal_strength=temporal_strength, codec=codec, quality=quality,
-            batch_size=batch_size, overwrite=overwrite, progress=progress,
+            batch_size=batch_size, overwrite=overwrite, progress=progress, resample=self.resample,
         )  # fmt: skip

@@ -672,7 +672,7 @@ def _colorize_video(model: Any, job: _Job, args: argparse.Namespace, failed: lis
                 job.source, job.output, chroma, working_size=model.working_size, saturation=saturation,
                 **({} if args.temporal_strength is None else {"temporal_strength": args.temporal_strength}),
                 codec=args.codec, quality=args.crf, batch_size=min(args.batch_size, 8), overwrite=args.overwrite,
-                if_colour="ignore" if args.recolor else "skip", progress=progress,
+                if_colour="ignore" if args.recolor else "skip", progress=progress, resample=model.resample,
             )  # fmt: skip
     except ImportError as err:
         raise UsageError(_one_line(err)) from None

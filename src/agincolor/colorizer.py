@@ -88,6 +88,9 @@ class Colorizer(
         decoding (str, default "ab-mean"): with ``ab_bins``, what is averaged under that tempered
             distribution: ``"ab-mean"`` the bins' a and b (Zhang et al. 2016), ``"srgb-mean"`` their sRGB
             colours at each pixel's lightness (see :func:`~agincolor.color.ab_from_bin_logits_srgb_mean`).
+        resample (str, default "bilinear"): PIL's filter that resizes the gray input to the working size:
+            "bilinear", "bicubic" or "lanczos" (sharper in that order). A model's colours depend on how
+            sharp its input is, so a model ships the filter it was chosen with.
         architecture (str): must be ``"agincolor.Generator"``; a config for anything else is refused.
         license (str, default None): the weights' licence, an SPDX-style id of the Hub ("apache-2.0") or
             "other". Weights inherit the terms of the photos they were trained on, so there is no
@@ -107,6 +110,7 @@ class Colorizer(
         ab_bins: dict[str, float] | None = None,
         temperature: float = DEFAULT_TEMPERATURE,
         decoding: str = "ab-mean",
+        resample: str = "bilinear",
         architecture: str = ARCHITECTURE,
         license: str | None = None,
         license_terms: str | None = None,
@@ -141,6 +145,7 @@ class Colorizer(
             self.register_buffer("srgb_table", bin_srgb_table(self.ab_centers), persistent=False)
         self.generator_config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in generator.items()}
         self.working_size = working_size
+        self.resample = resample
         for name, value in (("license", license), ("license_terms", license_terms)):
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise ValueError(f"{name} must be a non-empty string or None, got {value!r}")
@@ -160,9 +165,19 @@ class Colorizer(
             raise ValueError(f"decoding {value!r} is only for a model that predicts ab bins (ab_bins in its config)")
         self._decoding = value
 
+    @property
+    def resample(self) -> str:
+        """PIL's filter that resizes the gray input to the working size: "bilinear", "bicubic" or "lanczos"."""
+        return self._resample
+
+    @resample.setter
+    def resample(self, value: str) -> None:
+        self._resample = ip.check_resample(value)
+
     def current_config(self) -> dict[str, Any]:
         """The config that rebuilds this model as it is now: ``working_size``, ``saturation``,
-        ``temperature`` and ``decoding`` changed after loading included. ``save_pretrained`` writes it."""
+        ``temperature``, ``decoding`` and ``resample`` changed after loading included. ``save_pretrained``
+        writes it."""
         return dict(
             generator=self.generator_config,
             working_size=self.working_size,
@@ -170,6 +185,7 @@ class Colorizer(
             ab_bins=self.ab_bins,
             temperature=self.temperature,
             decoding=self.decoding,
+            resample=self.resample,
             architecture=ARCHITECTURE,
             license=self.license,
             license_terms=self.license_terms,
@@ -413,6 +429,7 @@ class Colorizer(
             batch_size=batch_size,
             return_attention=return_attention,
             saturation=saturation,
+            resample=self.resample,
         )
         chroma = lambda gray: self._chroma(gray, temperature)  # noqa: E731
         if isinstance(image, torch.Tensor) and image.dim() == 4:

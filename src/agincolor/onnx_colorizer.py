@@ -49,8 +49,8 @@ class OnnxColorizer(VideoMethods):
         threads (int, default None): onnxruntime's intra-op threads (None: its default, all cores).
         providers (list of str, default None): onnxruntime execution providers (None: CPU).
 
-    Attributes read from the file: ``config`` (the Colorizer's config), ``working_size``, ``saturation``
-    and ``temperature`` (each may be changed, as on a Colorizer), and ``decoding`` (read-only: it is part
+    Attributes read from the file: ``config`` (the Colorizer's config), ``working_size``, ``saturation``,
+    ``temperature`` and ``resample`` (each may be changed, as on a Colorizer), and ``decoding`` (read-only: it is part
     of the graph; export again to change it).
     """
 
@@ -93,6 +93,19 @@ class OnnxColorizer(VideoMethods):
         self.working_size = working
         self.saturation = _check_number("saturation", self.config.get("saturation", 1.0), 0, 4)
         self.temperature = _check_number("temperature", self.config.get("temperature", 0.38), 0, 10, low_open=True)
+        try:
+            self.resample = self.config.get("resample", "bilinear")
+        except ValueError as err:
+            raise ValueError(f"{str(self.path)!r}: {err} in its config") from None
+
+    @property
+    def resample(self) -> str:
+        """PIL's filter that resizes the gray input to the working size: "bilinear", "bicubic" or "lanczos"."""
+        return self._resample
+
+    @resample.setter
+    def resample(self, value: str) -> None:
+        self._resample = ip.check_resample(value)
 
     @property
     def decoding(self) -> str:
@@ -158,6 +171,7 @@ class OnnxColorizer(VideoMethods):
             batch_size=batch_size,
             return_attention=return_attention,
             saturation=saturation,
+            resample=self.resample,
             prepare=_prepare_no_tensor,
         )
 

@@ -400,6 +400,8 @@ class FrameColorizer:
             the default).
         stabilizer (TemporalStabilizer, default None): one to use instead (then ``temporal_strength`` is its).
         lookahead (int, default 0): frames to look ahead (latency); files use DEFAULT_LOOKAHEAD.
+        resample (str, default "bilinear"): PIL's filter that resizes frames to the working size (the
+            runner's ``resample``).
     """
 
     def __init__(
@@ -411,6 +413,7 @@ class FrameColorizer:
         temporal_strength: float | None = DEFAULT_TEMPORAL_STRENGTH,
         stabilizer: TemporalStabilizer | None = None,
         lookahead: int = 0,
+        resample: str = "bilinear",
     ) -> None:
         if isinstance(lookahead, bool) or not isinstance(lookahead, numbers.Integral) or lookahead < 0:
             raise ValueError(f"lookahead must be an int >= 0 (frames), got {lookahead!r}")
@@ -420,6 +423,7 @@ class FrameColorizer:
         self.chroma = chroma
         self.working_size = working_size
         self.saturation = float(saturation)
+        self.resample = ip.check_resample(resample)
         self.stabilizer = stabilizer if stabilizer is not None else TemporalStabilizer(temporal_strength)
         #: Cuts found so far (frames that started afresh, the first frame not counted).
         self.cuts = 0
@@ -447,7 +451,7 @@ class FrameColorizer:
         for item in items:
             if item.gray.shape != items[0].gray.shape:
                 raise ValueError(f"frames of one clip must share a size, got {items[0].gray.shape} and {item.gray.shape}")
-        small = [ip.resize_gray(item.gray, shape) for item in items]
+        small = [ip.resize_gray(item.gray, shape, self.resample) for item in items]
         ab, _ = self.chroma(np.stack(small)[:, None])
         ab = np.asarray(ab, dtype=np.float32)
         if self.saturation != 1.0:
@@ -761,6 +765,7 @@ def colorize_video_file(
     overwrite: bool = False,
     if_colour: str = "warn",
     progress: Callable[[int, int | None], None] | None = None,
+    resample: str = "bilinear",
 ) -> VideoResult:
     """Colorize the video file ``src`` into ``dst`` with the network ``chroma``; see the module docstring.
 
@@ -777,6 +782,7 @@ def colorize_video_file(
         if_colour: what to do when the first frames already have colour: "warn" (a ``UserWarning`` naming
             the file, then colorize), "skip" (write nothing; ``skipped_colour`` is set) or "ignore".
         progress: called as ``progress(frames_done_now, estimated_total)`` after each batch.
+        resample: PIL's filter that resizes frames to the working size (the runner's ``resample``).
 
     Raises:
         VideoReadError: ``src`` cannot be opened or holds no decodable video (naming the file).
@@ -788,6 +794,7 @@ def colorize_video_file(
     codec = default_codec(dst) if codec is None else codec
     fmt, quality = _check_output(src, dst, codec, quality, overwrite)
     strength = check_temporal_strength(temporal_strength)
+    ip.check_resample(resample)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if if_colour not in ("warn", "skip", "ignore"):
@@ -805,7 +812,7 @@ def colorize_video_file(
         counts = {"frames": 0, "repeated": 0, "lost": 0, "truncated": 0, "matrix": None}
         frames = FrameColorizer(
             chroma, working_size=working_size, saturation=saturation, temporal_strength=strength,
-            lookahead=DEFAULT_LOOKAHEAD if strength > 0 else 0,
+            lookahead=DEFAULT_LOOKAHEAD if strength > 0 else 0, resample=resample,
         )  # fmt: skip
         pending_audio: list[Any] = []
         batch: list[_Frame] = []
