@@ -5,6 +5,7 @@
 
 A model that predicts ab bins keeps its bin grid; --temperature sets its annealed-mean temperature and
 --decoding how its bin distribution becomes a colour (ab-mean or srgb-mean; both default to the source's).
+--resample sets the filter that shrinks the gray input to the working size (default: the source's).
 """
 
 import argparse
@@ -12,6 +13,7 @@ import shutil
 
 from agincolor import Colorizer
 from agincolor.colorizer import DECODINGS, DEFAULT_MODEL_DIR
+from agincolor.image_processor import RESAMPLINGS
 
 parser = argparse.ArgumentParser()
 parser.add_argument("source")
@@ -19,6 +21,7 @@ parser.add_argument("--working-size", type=int, required=True)
 parser.add_argument("--saturation", type=float, required=True)
 parser.add_argument("--temperature", type=float, default=None, help="annealed-mean temperature (ab-bins models)")
 parser.add_argument("--decoding", choices=DECODINGS, default=None, help="ab-mean or srgb-mean (ab-bins models)")
+parser.add_argument("--resample", choices=tuple(RESAMPLINGS), default=None, help="bilinear, bicubic or lanczos")
 parser.add_argument("--card", default=None, help="model card (markdown) to ship as README.md")
 parser.add_argument("--license", required=True, help="the weights' licence: a Hub id or 'other' (they inherit the data's terms)")
 parser.add_argument("--license-terms", default=None, help="with 'other': the terms in a few words")
@@ -34,6 +37,7 @@ bundled = Colorizer(
     ab_bins=trained.ab_bins,
     temperature=trained.temperature if args.temperature is None else args.temperature,
     decoding=trained.decoding if args.decoding is None else args.decoding,
+    resample=trained.resample if args.resample is None else args.resample,
     license=args.license,
     license_terms=args.license_terms,
 )
