@@ -903,6 +903,24 @@ def test_resample_picks_the_filter_that_shrinks_the_gray_input_and_is_saved(tmp_
     assert model.resample == "lanczos"
 
 
+def test_the_sharper_filters_shrink_a_large_photo_in_blocks_first_within_a_level_of_the_direct_filter() -> None:
+    from agincolor.image_processor import RESAMPLINGS, resize_gray
+
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[0:900, 0:1200]
+    photo = np.clip(0.5 + 0.3 * np.sin(x / 23) * np.cos(y / 31) + 0.05 * rng.standard_normal((900, 1200)), 0, 1)
+    photo = photo.astype(np.float32)
+    for name, shape in (("bilinear", (96, 128)), ("bicubic", (96, 128)), ("lanczos", (96, 128)), ("bicubic", (400, 532))):
+        direct = Image.fromarray(photo, mode="F").resize(shape[::-1], RESAMPLINGS[name])
+        direct = np.clip(np.asarray(direct), 0, 1)
+        got = resize_gray(photo, shape, name)
+        assert got.shape == shape and got.dtype == np.float32
+        if name == "bilinear" or shape == (400, 532):  # no block step: the bilinear filter, or under 3x smaller
+            np.testing.assert_array_equal(got, direct)
+        else:
+            assert np.abs(got - direct).max() < 0.01 and np.abs(got - direct).mean() < 0.002, name
+
+
 def test_an_unknown_decoding_or_one_for_a_model_without_bins_is_refused(model: Colorizer) -> None:
     with pytest.raises(ValueError, match="decoding must be one of 'ab-mean', 'srgb-mean', got 'rgb'"):
         make_bins_colorizer(45.0, 25.0, decoding="rgb")
