@@ -165,14 +165,7 @@ class Colorizer(
             raise ValueError(f"decoding {value!r} is only for a model that predicts ab bins (ab_bins in its config)")
         self._decoding = value
 
-    @property
-    def resample(self) -> str:
-        """PIL's filter that resizes the gray input to the working size: "bilinear", "bicubic" or "lanczos"."""
-        return self._resample
-
-    @resample.setter
-    def resample(self, value: str) -> None:
-        self._resample = ip.check_resample(value)
+    resample = ip.resample_property()
 
     def current_config(self) -> dict[str, Any]:
         """The config that rebuilds this model as it is now: ``working_size``, ``saturation``,

@@ -432,6 +432,19 @@ def check_resample(value: object) -> str:
     return value
 
 
+def resample_property() -> property:
+    """A runner's ``resample`` attribute (Colorizer, OnnxColorizer), checked by :func:`check_resample` when set."""
+
+    def get(runner: Any) -> str:
+        return runner._resample
+
+    def set_(runner: Any, value: str) -> None:
+        runner._resample = check_resample(value)
+
+    doc = 'PIL\'s filter that resizes the gray input to the working size: "bilinear", "bicubic" or "lanczos".'
+    return property(get, set_, doc=doc)
+
+
 def resize_gray(gray: np.ndarray, shape: tuple[int, int], resample: str = "bilinear") -> np.ndarray:
     """(H, W) float32 in [0, 1] -> shape (h, w) by PIL's filter ``resample`` (antialiased when shrinking).
 

@@ -98,14 +98,7 @@ class OnnxColorizer(VideoMethods):
         except ValueError as err:
             raise ValueError(f"{str(self.path)!r}: {err} in its config") from None
 
-    @property
-    def resample(self) -> str:
-        """PIL's filter that resizes the gray input to the working size: "bilinear", "bicubic" or "lanczos"."""
-        return self._resample
-
-    @resample.setter
-    def resample(self, value: str) -> None:
-        self._resample = ip.check_resample(value)
+    resample = ip.resample_property()
 
     @property
     def decoding(self) -> str:

@@ -90,6 +90,15 @@ def tone_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
     return _seeded((seed * 1_000_003 + step) * 4099 + rank)
 
 
+def _jitter_is_off(gray: torch.Tensor, strength: float) -> bool:
+    """Check a jitter's arguments (a gray batch (N, C, H, W), a strength in [0, 1]); True at strength 0."""
+    if not 0 <= strength <= 1:
+        raise ValueError(f"strength must be in [0, 1], got {strength!r}")
+    if gray.dim() != 4:
+        raise ValueError(f"expected a gray batch (N, C, H, W), got shape {tuple(gray.shape)}")
+    return strength == 0
+
+
 def jitter_tone(gray: torch.Tensor, strength: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Give each photo of a gray batch its own random tone curve, the same on every channel.
 
@@ -100,11 +109,7 @@ def jitter_tone(gray: torch.Tensor, strength: float, generator: torch.Generator 
     they are; contrast then spreads or flattens the whole range. Both curves rise, so a darker pixel
     never ends up lighter than a brighter one. Strength 0 returns ``gray`` itself.
     """
-    if not 0 <= strength <= 1:
-        raise ValueError(f"strength must be in [0, 1], got {strength!r}")
-    if gray.dim() != 4:
-        raise ValueError(f"expected a gray batch (N, C, H, W), got shape {tuple(gray.shape)}")
-    if strength == 0:
+    if _jitter_is_off(gray, strength):
         return gray
     n = gray.shape[0]
     draws = torch.rand(2, n, 1, 1, 1, generator=generator).mul_(2).sub_(1).to(gray.device)
@@ -126,11 +131,7 @@ def jitter_sharpness(gray: torch.Tensor, strength: float, generator: torch.Gener
     Gaussian's response, so edges keep their place and a flat region stays as it was; the mean brightness
     is unchanged but where clipping cuts an overshoot. Strength 0 returns ``gray`` itself.
     """
-    if not 0 <= strength <= 1:
-        raise ValueError(f"strength must be in [0, 1], got {strength!r}")
-    if gray.dim() != 4:
-        raise ValueError(f"expected a gray batch (N, C, H, W), got shape {tuple(gray.shape)}")
-    if strength == 0:
+    if _jitter_is_off(gray, strength):
         return gray
     n, c = gray.shape[:2]
     amount = torch.rand(n, 1, 1, 1, generator=generator).mul_(2).sub_(1).mul_(strength).to(gray.device)
