@@ -176,7 +176,7 @@ def test_resample_flag_scores_each_filter_and_refuses_an_unknown_one(tmp_path: P
     args = ["--model", str(tmp_path / "ab"), "--folder", f"p={photos}", "--threads", "1", "--saturation", "4"]
     assert evaluate_sources.main([*args, "--resample", "bilinear", "--resample", "lanczos", "--json", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out
-    assert "(lanczos)" in out and "(bilinear)" not in out  # the model's own filter is not tagged
+    assert "(lanczos)" in out and "(bilinear)" not in out  # bilinear, the default filter, is not tagged
     rows = json.loads((tmp_path / "r.json").read_text())
     assert [r["resample"] for r in rows] == ["bilinear", "lanczos"]
     assert rows[0]["model"]["psnr"] != rows[1]["model"]["psnr"]
