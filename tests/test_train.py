@@ -880,6 +880,68 @@ def test_gray_sharpness_alters_the_students_input_and_not_the_teachers(data_dir:
     assert float(change.mean().abs()) < 0.05 * float(change.abs().max())  # but no brighter or darker
 
 
+def test_cut_mix_pastes_one_rectangle_of_another_photo_at_the_same_place() -> None:
+    from agincolor.train.data import cut_mix
+
+    photos = torch.rand(12, 3, 64, 48)  # every pixel differs from photo to photo
+    mixed, which = cut_mix(photos, 1.0, torch.Generator().manual_seed(0))
+    assert bool(which.all()) and torch.equal(photos, photos.clone())  # every photo mixed, the input untouched
+    shifts = set()
+    for i in range(12):
+        changed = (mixed[i] != photos[i]).any(dim=0)
+        rows, cols = torch.nonzero(changed, as_tuple=True)
+        top, bottom, left, right = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+        assert int(changed.sum()) == (bottom - top) * (right - left)  # one filled rectangle, nothing else
+        share = (bottom - top) * (right - left) / (64 * 48)
+        assert 0.09 <= share <= 0.52
+        assert 0.45 <= ((bottom - top) / 64) / ((right - left) / 48) <= 2.2  # relative to the photo's own shape
+        donors = [j for j in range(12) if torch.equal(mixed[i, :, top:bottom, left:right], photos[j, :, top:bottom, left:right])]
+        assert len(donors) == 1 and donors[0] != i
+        shifts.add((donors[0] - i) % 12)
+        outside = ~changed
+        assert torch.equal(mixed[i][:, outside], photos[i][:, outside])
+    assert len(shifts) == 1  # one shift per batch: every photo gives and receives exactly once
+    again, _ = cut_mix(photos, 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(again, mixed)  # drawn from the generator
+    many = torch.rand(400, 1, 8, 8)
+    share = float(cut_mix(many, 0.3, torch.Generator().manual_seed(1))[1].float().mean())
+    assert 0.2 < share < 0.4
+    single = many[:1]
+    assert cut_mix(single, 1.0)[0] is single and not bool(cut_mix(single, 1.0)[1].any())
+    assert cut_mix(many, 0.0)[0] is many
+    with pytest.raises(ValueError, match="probability"):
+        cut_mix(many, 1.5)
+    with pytest.raises(ValueError, match="photo batch"):
+        cut_mix(many[0], 0.5)
+
+
+def test_cut_mix_makes_input_and_target_from_the_same_mixed_photo(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agincolor.train import losses
+    from agincolor.train.data import cut_mix, mix_generator
+
+    Trainer(_config(data_dir, tmp_path / "teacher", steps=2, batch_size=2, **BINS_RUN), progress=False).train()
+    config = _config(
+        data_dir, tmp_path / "student", steps=1, batch_size=3, **BINS_RUN, cut_mix=1.0,
+        distill_from=(str(tmp_path / "teacher" / "colorizer"),),
+    )  # fmt: skip
+    trainer = Trainer(config, progress=False)
+    color = _batch(trainer, range(3))
+    seen: dict[str, torch.Tensor] = {}
+    for name, net in (("student", trainer.G_g), ("teacher", trainer.teachers[0])):
+        net.register_forward_pre_hook(lambda _m, args, n=name: seen.setdefault(n, args[0].detach().clone()))
+    targets: list[torch.Tensor] = []
+    scored = losses.paired_loss
+    monkeypatch.setattr(losses, "paired_loss", lambda out, target, *a, **k: targets.append(target) or scored(out, target, *a, **k))
+    trainer.train_step(color)
+    mixed, which = cut_mix(color, 1.0, mix_generator(config.seed, 0))
+    assert bool(which.all()) and not torch.equal(mixed, color)
+    assert torch.equal(seen["student"][:, :1], to_gray(mixed)[:, :1])  # the gray input of the mixed photo
+    assert torch.equal(seen["teacher"][:, :1], to_gray(mixed)[:, :1])
+    assert len(targets) == 1 and torch.equal(targets[0], mixed)  # scored against that same mixed photo
+
+
 def test_empty_or_missing_data_folder_is_refused_at_construction(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -1086,6 +1148,9 @@ def test_example_script_help_lists_every_config_field() -> None:
         (dict(gray_sharpness=-0.5), "gray_sharpness"),
         (dict(gray_sharpness=2.0), "gray_sharpness"),
         (dict(gray_sharpness="1"), "gray_sharpness"),
+        (dict(cut_mix=-0.1), "cut_mix"),
+        (dict(cut_mix=1.5), "cut_mix"),
+        (dict(cut_mix=True), "cut_mix"),
         (dict(source_power=-0.1), "source_power"),
         (dict(source_power=1.5), "source_power"),
         (dict(source_power=True), "source_power"),

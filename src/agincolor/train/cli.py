@@ -30,6 +30,8 @@ _HELP = {
     "e^(S/2) either way (the colour targets are left as they are)",
     "gray_sharpness": "above 0: blur or sharpen each gray input every step, from a 1-pixel Gaussian blur (S 1) to "
     "an unsharp mask of amount S (the colour targets are left as they are)",
+    "cut_mix": "above 0: paste into each photo, with this probability, a rectangle (10 to 50%% of its area) of "
+    "another photo of the batch at the same place, before its gray input is made",
     "source_power": "draw each photo's source (top-level sub-folder of --data) with probability proportional to its "
     "photo count to this power: 1 every photo alike (default), 0 every source alike",
     "batch_size": "images per step per process (paper: 1)",

@@ -57,6 +57,9 @@ class TrainConfig:
     is scored against are left as they are. ``gray_sharpness`` s > 0 likewise makes each gray input softer
     or crisper every step (:func:`agincolor.train.data.jitter_sharpness`: from a 1-pixel Gaussian blur at
     s 1 to an unsharp mask of amount s), as cameras, compression and resizing differ from source to source.
+    ``cut_mix`` p > 0 pastes into each photo, with probability p, a rectangle of another photo of its batch
+    (:func:`agincolor.train.data.cut_mix`: 10 to 50% of the area, at the same place), before its gray input
+    is made, so input and target stay one photo: things then appear out of their usual scenes.
     ``source_power`` p != 1 draws each photo's source (top-level sub-folder of ``data``) with probability
     proportional to its photo count to the power p, then a photo of it: 0 samples every source alike, 0.5
     halfway on a log scale; 1 (the default) is uniform over photos.
@@ -119,6 +122,7 @@ class TrainConfig:
     scale_min: float = 1.0
     gray_jitter: float = 0.0
     gray_sharpness: float = 0.0
+    cut_mix: float = 0.0
     source_power: float = 1.0
     batch_size: int = 1
     steps: int = 100_000
@@ -219,6 +223,9 @@ class TrainConfig:
         sharpness = self.gray_sharpness
         if isinstance(sharpness, bool) or not isinstance(sharpness, (int, float)) or not 0 <= sharpness <= 1:
             raise ValueError(f"gray_sharpness must be a number in [0, 1] (0: off), got {sharpness!r}")
+        mix = self.cut_mix
+        if isinstance(mix, bool) or not isinstance(mix, (int, float)) or not 0 <= mix <= 1:
+            raise ValueError(f"cut_mix must be a probability in [0, 1] (0: off), got {mix!r}")
         power = self.source_power
         if isinstance(power, bool) or not isinstance(power, (int, float)) or not 0 <= power <= 1:
             raise ValueError(

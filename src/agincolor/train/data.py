@@ -24,9 +24,11 @@ __all__ = [
     "find_images",
     "ImageFolder",
     "StepBatchSampler",
+    "cut_mix",
     "jitter_sharpness",
     "jitter_tone",
     "load_rgb",
+    "mix_generator",
     "tone_generator",
 ]
 
@@ -88,6 +90,53 @@ def tone_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
     :func:`jitter_tone` draws from it first, then :func:`jitter_sharpness` (each nothing at strength 0).
     """
     return _seeded((seed * 1_000_003 + step) * 4099 + rank)
+
+
+def mix_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
+    """The generator of :func:`cut_mix`'s draws at ``step`` of a run seeded ``seed``, on process ``rank``:
+    separate from :func:`tone_generator`, so that mixing leaves the gray jitters' draws as they were."""
+    return _seeded(((seed * 1_000_003 + step) * 4099 + rank) * 31 + 17)
+
+
+def cut_mix(
+    color: torch.Tensor, probability: float, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paste into some photos of a batch a rectangle of another photo of the same batch (CutMix for colour).
+
+    ``color`` is (N, C, H, W). Each photo, with probability ``probability``, receives the rectangle at the
+    same place of its donor, photo ``(i + d) % N`` for one shift ``d`` in [1, N - 1] drawn per batch (never
+    itself). The rectangle covers a share of the photo's area uniform in [0.1, 0.5] (up to rounding to
+    whole pixels), its share of the photo's height over its share of the width log-uniform in [1/2, 2] (a
+    square photo's rectangle is from twice as wide as tall to twice as tall as wide), at a uniform
+    position. Colour targets and gray inputs are
+    both made from the mixed photo, so the network must colour each region by what it shows and not only by
+    the scene around it; the pasted region keeps its own colours. Returns the mixed batch (a new tensor; the
+    input is untouched, or returned itself when nothing is mixed) and a (N,) bool tensor of the photos that
+    received a rectangle. A batch of one photo is returned as it is.
+    """
+    if isinstance(probability, bool) or not isinstance(probability, (int, float)) or not 0 <= probability <= 1:
+        raise ValueError(f"probability must be a number in [0, 1], got {probability!r}")
+    if color.dim() != 4:
+        raise ValueError(f"expected a photo batch (N, C, H, W), got shape {tuple(color.shape)}")
+    n, _, h, w = color.shape
+    if probability == 0 or n < 2:
+        return color, torch.zeros(n, dtype=torch.bool)
+    shift = int(torch.randint(1, n, (1,), generator=generator))
+    draws = torch.rand(n, 5, generator=generator, dtype=torch.float64)
+    mixed_rows = draws[:, 0] < probability
+    if not bool(mixed_rows.any()):
+        return color, mixed_rows
+    out = color.clone()
+    for i in torch.nonzero(mixed_rows).flatten().tolist():
+        share = 0.1 + 0.4 * float(draws[i, 1])
+        aspect = math.exp(math.log(2.0) * (2 * float(draws[i, 2]) - 1))
+        bh = min(h, max(1, round(h * math.sqrt(share * aspect))))
+        bw = min(w, max(1, round(w * math.sqrt(share / aspect))))
+        top = min(h - bh, int(float(draws[i, 3]) * (h - bh + 1)))
+        left = min(w - bw, int(float(draws[i, 4]) * (w - bw + 1)))
+        donor = (i + shift) % n
+        out[i, :, top : top + bh, left : left + bw] = color[donor, :, top : top + bh, left : left + bw]
+    return out, mixed_rows
 
 
 def _jitter_is_off(gray: torch.Tensor, strength: float) -> bool:

@@ -31,7 +31,16 @@ from ..generator import AB_SCALE, Generator
 from ..norm import AGIN, GroupInstanceNorm, clip_rho_
 from . import losses as L
 from .config import ARCHITECTURE_FIELDS, TrainConfig
-from .data import ImageFolder, StepBatchSampler, collate, jitter_sharpness, jitter_tone, tone_generator
+from .data import (
+    ImageFolder,
+    StepBatchSampler,
+    collate,
+    cut_mix,
+    jitter_sharpness,
+    jitter_tone,
+    mix_generator,
+    tone_generator,
+)
 
 __all__ = ["Trainer", "export_generator", "CHECKPOINT_NAME", "atomic_save"]
 
@@ -557,6 +566,8 @@ class Trainer:
         cfg = self.config
         self._set_learning_rate()
         y = color.to(self.device, non_blocking=True)
+        if cfg.cut_mix > 0:
+            y, _ = cut_mix(y, cfg.cut_mix, mix_generator(cfg.seed, self.step, self.world.rank))
         x = to_gray(y) if (self.paired or gray is None) else gray.to(self.device, non_blocking=True)
         clean = x  # the teachers of distill_from see the photo as it is, the student its jittered copy
         if cfg.gray_jitter > 0 or cfg.gray_sharpness > 0:
