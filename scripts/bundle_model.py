@@ -5,7 +5,8 @@
 
 A model that predicts ab bins keeps its bin grid; --temperature sets its annealed-mean temperature and
 --decoding how its bin distribution becomes a colour (ab-mean or srgb-mean; both default to the source's).
---resample sets the filter that shrinks the gray input to the working size (default: the source's).
+--resample sets the filter that shrinks the gray input to the working size, --brightness what of the
+input's brightness the output keeps (lightness or luma; both default to the source's).
 """
 
 import argparse
@@ -13,7 +14,7 @@ import shutil
 
 from agincolor import Colorizer
 from agincolor.colorizer import DECODINGS, DEFAULT_MODEL_DIR
-from agincolor.image_processor import RESAMPLINGS
+from agincolor.image_processor import BRIGHTNESSES, RESAMPLINGS
 
 parser = argparse.ArgumentParser()
 parser.add_argument("source")
@@ -22,6 +23,7 @@ parser.add_argument("--saturation", type=float, required=True)
 parser.add_argument("--temperature", type=float, default=None, help="annealed-mean temperature (ab-bins models)")
 parser.add_argument("--decoding", choices=DECODINGS, default=None, help="ab-mean or srgb-mean (ab-bins models)")
 parser.add_argument("--resample", choices=tuple(RESAMPLINGS), default=None, help="bilinear, bicubic or lanczos")
+parser.add_argument("--brightness", choices=tuple(BRIGHTNESSES), default=None, help="lightness or luma")
 parser.add_argument("--card", default=None, help="model card (markdown) to ship as README.md")
 parser.add_argument("--license", required=True, help="the weights' licence: a Hub id or 'other' (they inherit the data's terms)")
 parser.add_argument("--license-terms", default=None, help="with 'other': the terms in a few words")
@@ -38,6 +40,7 @@ bundled = Colorizer(
     temperature=trained.temperature if args.temperature is None else args.temperature,
     decoding=trained.decoding if args.decoding is None else args.decoding,
     resample=trained.resample if args.resample is None else args.resample,
+    brightness=trained.brightness if args.brightness is None else args.brightness,
     license=args.license,
     license_terms=args.license_terms,
 )

@@ -18,6 +18,8 @@ the same bin grid (the teachers of ``agincolor train --distill-from MODEL,OTHER`
 (``Colorizer.decoding``; default the model's own), so both can be compared in one run.
 ``--resample bilinear|bicubic|lanczos`` (repeatable) sets the filter that shrinks the gray input to the
 working size (``Colorizer.resample``; default the model's own): the colours depend on the input's sharpness.
+``--brightness lightness|luma`` (repeatable) sets what of the input's brightness the output keeps exactly
+(``Colorizer.brightness``): its CIELAB lightness, or its BT.601 luma, the gray the protocol makes.
 
     python scripts/evaluate_sources.py --model src/agincolor/pretrained --model runs/x/colorizer \\
         --folder val=../shared/data/val/bsds500 --folder portraits=../shared/data/train/portraits \\
@@ -42,7 +44,7 @@ from PIL import Image
 from agincolor import Colorizer
 from agincolor.colorizer import DECODINGS
 from agincolor.evaluate import _capped_psnr, _load_256, evaluate, list_images
-from agincolor.image_processor import RESAMPLINGS
+from agincolor.image_processor import BRIGHTNESSES, RESAMPLINGS
 
 
 def spread(files: list[Path], limit: int | None) -> list[Path]:
@@ -190,6 +192,13 @@ def main(argv: list[str] | None = None) -> int:
         choices=tuple(RESAMPLINGS),
         help="one or more filters that resize the gray input to the working size (default: the model's own)",
     )
+    parser.add_argument(
+        "--brightness",
+        action="append",
+        choices=tuple(BRIGHTNESSES),
+        help="what of the input's brightness the output keeps: lightness (CIELAB L*) or luma (BT.601); repeatable "
+        "(default: the model's own)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None, help="also write every result to this file")
     args = parser.parse_args(argv)
@@ -235,12 +244,17 @@ def main(argv: list[str] | None = None) -> int:
         temperatures = (args.temperature or [colorizer.temperature]) if colorizer.ab_bins is not None else [None]
         decodings = args.decoding or [colorizer.decoding]
         resamplings = args.resample or [colorizer.resample]
-        settings = itertools.product(args.saturation or [colorizer.saturation], temperatures, decodings, resamplings)
-        for saturation, temperature, decoding, resample in settings:
+        brightnesses = args.brightness or [colorizer.brightness]
+        settings = itertools.product(
+            args.saturation or [colorizer.saturation], temperatures, decodings, resamplings, brightnesses
+        )
+        for saturation, temperature, decoding, resample, brightness in settings:
             colorizer.decoding = decoding
             colorizer.resample = resample
+            colorizer.brightness = brightness
             shown = tag + (f" ({decoding})" if colorizer.ab_bins is not None else "")
             shown += f" ({resample})" if resample != "bilinear" else ""
+            shown += f" ({brightness})" if brightness != "lightness" else ""
             # The pooled row sees the same photos again: colorize each only once.
             done: dict[bytes, object] = {}
 
@@ -263,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{fmt(m['green'])} | {fmt(m['blue'])} |",
                     flush=True,
                 )
-                results.append({"model": model, "ensemble": args.ensemble, "mirror": args.mirror, "zoom": args.zoom, "decoding": decoding, "resample": resample, "saturation": saturation, "temperature": temperature, "folder": name, "photos": len(files), **r})
+                results.append({"model": model, "ensemble": args.ensemble, "mirror": args.mirror, "zoom": args.zoom, "decoding": decoding, "resample": resample, "brightness": brightness, "saturation": saturation, "temperature": temperature, "folder": name, "photos": len(files), **r})
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=lambda v: None))
     return 0

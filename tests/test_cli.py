@@ -286,6 +286,18 @@ def test_decoding_option_sets_a_bins_models_decoding_and_is_refused_for_image_mo
         run("evaluate", photos, "--model", bins_dir, "--decoding", "rgb")
 
 
+def test_brightness_option_keeps_the_inputs_luma(photos, model_dir, tmp_path, capsys):
+    source = np.asarray(Image.open(photos / "gray.png")).astype(int)
+    assert run("colorize", photos / "gray.png", "-o", tmp_path / "luma", "--model", model_dir, "--brightness", "luma") == 0
+    assert run("colorize", photos / "gray.png", "-o", tmp_path / "lightness", "--model", model_dir) == 0
+    luma = np.asarray(Image.open(tmp_path / "luma" / "gray.png").convert("L")).astype(int)
+    lightness = np.asarray(Image.open(tmp_path / "lightness" / "gray.png").convert("L")).astype(int)
+    assert np.abs(luma - source).max() <= 1 and np.abs(lightness - source).max() > 1
+    with pytest.raises(SystemExit):
+        run("evaluate", photos, "--model", model_dir, "--brightness", "Y")
+    assert "invalid choice: 'Y'" in capsys.readouterr().err
+
+
 def test_bad_device_exits_2(photos, model_dir, tmp_path, capsys):
     assert run("colorize", photos, "-o", tmp_path / "out", "--model", model_dir, "--device", "toaster") == 2
     assert "unknown device 'toaster'" in capsys.readouterr().err

@@ -903,6 +903,62 @@ def test_resample_picks_the_filter_that_shrinks_the_gray_input_and_is_saved(tmp_
     assert model.resample == "lanczos"
 
 
+def test_keep_luma_moves_each_colour_to_the_nearest_of_that_luma_and_into_the_gamut() -> None:
+    from agincolor.image_processor import LUMA_WEIGHTS, keep_luma
+
+    w = np.array(LUMA_WEIGHTS, dtype=np.float64)[:, None]
+    rng = np.random.default_rng(0)
+    rgb = rng.uniform(0, 1, (3, 4000)).astype(np.float32)
+    luma = rng.uniform(0, 1, 4000).astype(np.float32)
+    out = keep_luma(rgb, luma).astype(np.float64)
+    assert out.min() >= 0 and out.max() <= 1
+    np.testing.assert_allclose((w * out).sum(0), luma, atol=2e-6)  # every colour has the luma asked for
+    projected = rgb + (luma - (w * rgb).sum(0)) * w / (w * w).sum()  # nearest of that luma, computed here
+    inside = ((projected >= 0) & (projected <= 1)).all(0)
+    assert 0.1 < inside.mean() < 0.9
+    np.testing.assert_allclose(out[:, inside], projected[:, inside], atol=2e-6)
+    # Outside the gamut: on the way from the neutral gray of that luma to the projection, at the cube's face.
+    away, target = out[:, ~inside] - luma[~inside], projected[:, ~inside] - luma[~inside]
+    scale = (away * target).sum(0) / (target * target).sum(0)
+    np.testing.assert_allclose(away, scale * target, atol=2e-6)
+    assert ((scale >= 0) & (scale < 1)).all()
+    assert (np.isclose(out[:, ~inside], 0, atol=1e-6) | np.isclose(out[:, ~inside], 1, atol=1e-6)).any(0).all()
+    # A photo's own colours lie on its gray's plane: an estimate of them moved there is no further from them.
+    truth = rng.uniform(0.2, 0.8, (3, 4000))
+    guess = np.clip(truth + rng.normal(0, 0.1, truth.shape), 0, 1).astype(np.float32)
+    moved = keep_luma(guess, (w * truth).sum(0).astype(np.float32))
+    before, after = np.linalg.norm(guess - truth, axis=0), np.linalg.norm(moved - truth, axis=0)
+    assert (after <= before + 1e-5).mean() > 0.97 and after.mean() < 0.85 * before.mean()
+    on_plane = keep_luma(truth.astype(np.float32), (w * truth).sum(0).astype(np.float32))
+    np.testing.assert_allclose(on_plane, truth, atol=2e-6)  # already there: unchanged
+
+
+def test_brightness_luma_gives_back_the_inputs_gray_and_is_saved(tmp_path: Path) -> None:
+    model = make_colorizer()
+    assert model.brightness == "lightness"
+    rng = np.random.default_rng(3)
+    photo = rng.integers(0, 256, (40, 52), dtype=np.uint8)
+    kept_lightness = model.colorize(photo)
+    model.brightness = "luma"
+    out = model.colorize(photo)
+    gray_of = lambda rgb: np.asarray(Image.fromarray(rgb).convert("L")).astype(int)  # noqa: E731
+    assert np.abs(gray_of(out) - photo).max() <= 1  # PIL's own gray of the output is the input
+    assert np.abs(gray_of(kept_lightness) - photo).max() > 3  # which joining at the input's L* does not give
+    assert chroma(out).mean() > 0.8 * chroma(kept_lightness).mean()  # the colour stays
+    colour = random_rgb(rng, 30, 34)  # a colour input keeps its own luma the same way
+    assert np.abs(gray_of(model.colorize(colour)) - gray_of(colour)).max() <= 1
+    model.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["brightness"] == "luma"
+    loaded = Colorizer.from_pretrained(tmp_path)
+    assert loaded.brightness == "luma"
+    np.testing.assert_array_equal(loaded.colorize(photo), out)
+    with pytest.raises(ValueError, match="brightness must be one of 'lightness', 'luma', got 'L'"):
+        model.brightness = "L"
+    with pytest.raises(ValueError, match="brightness must be one of"):
+        Colorizer(generator=TINY, brightness=None)
+    assert model.brightness == "luma"
+
+
 def test_the_sharper_filters_shrink_a_large_photo_in_blocks_first_within_a_level_of_the_direct_filter() -> None:
     from agincolor.image_processor import RESAMPLINGS, resize_gray
 

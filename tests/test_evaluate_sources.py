@@ -183,3 +183,29 @@ def test_resample_flag_scores_each_filter_and_refuses_an_unknown_one(tmp_path: P
     with pytest.raises(SystemExit):
         evaluate_sources.main([*args, "--resample", "nearest"])
     assert "invalid choice: 'nearest'" in capsys.readouterr().err
+
+
+def test_brightness_flag_scores_each_and_luma_is_tagged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(photos / f"p{k}.png")
+    torch.manual_seed(0)
+    Colorizer(generator=dict(in_channels=1, base_channels=8, num_blocks=1, num_groups=4, head="ab", out_channels=2),
+              working_size=32).save_pretrained(tmp_path / "ab")  # fmt: skip
+    args = ["--model", str(tmp_path / "ab"), "--folder", f"p={photos}", "--threads", "1", "--saturation", "4"]
+    assert evaluate_sources.main([*args, "--brightness", "lightness", "--brightness", "luma", "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "(luma)" in out and "(lightness)" not in out  # the default is not tagged
+    rows = json.loads((tmp_path / "r.json").read_text())
+    assert [r["brightness"] for r in rows] == ["lightness", "luma"]
+    assert rows[0]["model"]["psnr"] != rows[1]["model"]["psnr"]
+    with pytest.raises(SystemExit):
+        evaluate_sources.main([*args, "--brightness", "Y"])
+    assert "invalid choice: 'Y'" in capsys.readouterr().err

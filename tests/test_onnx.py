@@ -303,3 +303,20 @@ def test_the_runner_shrinks_the_gray_input_with_the_exported_models_filter(tmp_p
     assert np.abs(model.colorize(photo).astype(int) - runner.colorize(photo).astype(int)).max() > 3  # it matters
     with pytest.raises(ValueError, match="resample must be one of"):
         runner.resample = "box"
+
+
+def test_the_runner_keeps_the_brightness_the_exported_model_keeps(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = Colorizer(working_size=48, brightness="luma", **CONFIGS["paper-ab-1ch"]).eval()
+    runner = OnnxColorizer(export_onnx(model, tmp_path / "luma.onnx"), threads=1)
+    assert runner.brightness == "luma"
+    photo = _photo(61, 83)
+    for name in ("luma", "lightness"):
+        model.brightness = runner.brightness = name
+        got, want = runner.colorize(photo), model.colorize(photo)
+        assert np.abs(got.astype(int) - want.astype(int)).max() <= 1, name
+    runner.brightness = "luma"
+    gray = np.asarray(Image.fromarray(runner.colorize(photo)).convert("L")).astype(int)
+    assert np.abs(gray - np.asarray(Image.fromarray(photo).convert("L")).astype(int)).max() <= 1
+    with pytest.raises(ValueError, match="brightness must be one of"):
+        runner.brightness = "Y"

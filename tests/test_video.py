@@ -273,6 +273,23 @@ def test_temporal_strength_zero_equals_colorizing_each_frame_as_a_photo(model):
         model.resample = "bilinear"
 
 
+def test_frames_keep_their_own_luma_with_a_model_that_keeps_luma(model):
+    frames = scene(6, 4)
+    model.brightness = "luma"
+    try:
+        out = model.frame_colorizer(temporal_strength=1.0, lookahead=2)
+        colours = out.colorize(frames) + out.finish()
+        assert len(colours) == len(frames)
+        for rgb, colour in zip(frames, colours):
+            luma = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+            assert np.abs(colour.astype(np.float64) @ np.array([0.299, 0.587, 0.114]) - luma).max() <= 1.0
+            assert chroma_of(colour) > 3
+        for a, b in zip(model.frame_colorizer(temporal_strength=0).colorize(frames), model.colorize(frames, batch_size=4)):
+            np.testing.assert_array_equal(a, b)  # frame by frame, as photos are
+    finally:
+        model.brightness = "lightness"
+
+
 def test_stabiliser_removes_chroma_jitter_along_a_pan_and_leaves_steady_chroma_alone():
     import cv2
 

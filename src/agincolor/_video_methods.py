@@ -42,6 +42,7 @@ class VideoMethods:
         return video.FrameColorizer(
             lambda gray: self._chroma(gray, temperature), working_size=self.working_size, saturation=saturation,
             temporal_strength=temporal_strength, lookahead=lookahead, resample=self.resample,
+            brightness=self.brightness,
         )  # fmt: skip
 
     def colorize_video(
@@ -75,4 +76,5 @@ class VideoMethods:
             src, dst, lambda gray: self._chroma(gray, temperature), working_size=self.working_size,
             saturation=saturation, temporal_strength=temporal_strength, codec=codec, quality=quality,
             batch_size=batch_size, overwrite=overwrite, progress=progress, resample=self.resample,
+            brightness=self.brightness,
         )  # fmt: skip

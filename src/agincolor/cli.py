@@ -155,6 +155,13 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "(default: the model's own)",
     )
     _add_decoding_option(parser)
+    parser.add_argument(
+        "--brightness",
+        choices=("lightness", "luma"),
+        default=None,
+        help="what of the input's brightness the output keeps exactly: its CIELAB lightness, or its BT.601 luma "
+        "(the gray that convert('L') makes of the output is then the input) (default: the model's own)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -387,6 +394,8 @@ def _load_onnx(args: argparse.Namespace) -> Any:
         raise UsageError(
             f"{args.onnx!r} decodes by {model.decoding}; export the model again with --decoding {decoding} for that"
         )
+    if getattr(args, "brightness", None) is not None:
+        model.brightness = args.brightness
     return model
 
 
@@ -428,6 +437,8 @@ def _load_model(args: argparse.Namespace) -> Any:
         if model.ab_bins is None:
             raise UsageError(f"--decoding applies only to a model that predicts colour bins; {name} does not")
         model.decoding = decoding
+    if getattr(args, "brightness", None) is not None:
+        model.brightness = args.brightness
     return model
 
 
@@ -673,6 +684,7 @@ def _colorize_video(model: Any, job: _Job, args: argparse.Namespace, failed: lis
                 **({} if args.temporal_strength is None else {"temporal_strength": args.temporal_strength}),
                 codec=args.codec, quality=args.crf, batch_size=min(args.batch_size, 8), overwrite=args.overwrite,
                 if_colour="ignore" if args.recolor else "skip", progress=progress, resample=model.resample,
+                brightness=model.brightness,
             )  # fmt: skip
     except ImportError as err:
         raise UsageError(_one_line(err)) from None

@@ -91,6 +91,10 @@ class Colorizer(
         resample (str, default "bilinear"): PIL's filter that resizes the gray input to the working size:
             "bilinear", "bicubic" or "lanczos" (sharper in that order). A model's colours depend on how
             sharp its input is, so a model ships the filter it was chosen with.
+        brightness (str, default "lightness"): what of the input's brightness the output keeps exactly:
+            "lightness", its CIELAB L* (the chroma is joined with it), or "luma", its BT.601 luma, the
+            gray PIL's ``convert("L")`` makes (each joined colour then moves to the nearest of that luma,
+            :func:`agincolor.image_processor.keep_luma`), so the output's gray is the input, to rounding.
         architecture (str): must be ``"agincolor.Generator"``; a config for anything else is refused.
         license (str, default None): the weights' licence, an SPDX-style id of the Hub ("apache-2.0") or
             "other". Weights inherit the terms of the photos they were trained on, so there is no
@@ -111,6 +115,7 @@ class Colorizer(
         temperature: float = DEFAULT_TEMPERATURE,
         decoding: str = "ab-mean",
         resample: str = "bilinear",
+        brightness: str = "lightness",
         architecture: str = ARCHITECTURE,
         license: str | None = None,
         license_terms: str | None = None,
@@ -146,6 +151,7 @@ class Colorizer(
         self.generator_config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in generator.items()}
         self.working_size = working_size
         self.resample = resample
+        self.brightness = brightness
         for name, value in (("license", license), ("license_terms", license_terms)):
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise ValueError(f"{name} must be a non-empty string or None, got {value!r}")
@@ -166,10 +172,11 @@ class Colorizer(
         self._decoding = value
 
     resample = ip.resample_property()
+    brightness = ip.brightness_property()
 
     def current_config(self) -> dict[str, Any]:
         """The config that rebuilds this model as it is now: ``working_size``, ``saturation``,
-        ``temperature``, ``decoding`` and ``resample`` changed after loading included. ``save_pretrained``
+        ``temperature``, ``decoding``, ``resample`` and ``brightness`` changed after loading included. ``save_pretrained``
         writes it."""
         return dict(
             generator=self.generator_config,
@@ -179,6 +186,7 @@ class Colorizer(
             temperature=self.temperature,
             decoding=self.decoding,
             resample=self.resample,
+            brightness=self.brightness,
             architecture=ARCHITECTURE,
             license=self.license,
             license_terms=self.license_terms,
@@ -423,6 +431,7 @@ class Colorizer(
             return_attention=return_attention,
             saturation=saturation,
             resample=self.resample,
+            brightness=self.brightness,
         )
         chroma = lambda gray: self._chroma(gray, temperature)  # noqa: E731
         if isinstance(image, torch.Tensor) and image.dim() == 4:

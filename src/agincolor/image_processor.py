@@ -33,12 +33,15 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "ImageReadError",
     "PreparedImage",
+    "BRIGHTNESSES",
     "RESAMPLINGS",
+    "check_brightness",
     "check_resample",
     "colorize_images",
     "colour_measure",
     "has_colour",
     "join_lightness_and_chroma",
+    "keep_luma",
     "open_image",
     "prepare_array",
     "prepare_image",
@@ -149,9 +152,9 @@ _Y_TABLES = [(_LINEAR_U8 * w).astype(np.float32) for w in _Y_WEIGHTS]
 # Linear light quantised to 1/65535 maps to the nearest uint8 sRGB level; the quantisation moves the sRGB
 # value by at most 0.03 of a level (the curve's steepest slope is 12.92), so this table is exact to rounding.
 _LIN = np.linspace(0.0, 1.0, 65536)
-_LINEAR_TO_U8 = np.round(
-    255 * np.where(_LIN <= 0.04045 / 12.92, _LIN * 12.92, 1.055 * np.maximum(_LIN, 1e-12) ** (1 / 2.4) - 0.055)
-).astype(np.uint8)
+_LINEAR_TO_SRGB_F64 = np.where(_LIN <= 0.04045 / 12.92, _LIN * 12.92, 1.055 * np.maximum(_LIN, 1e-12) ** (1 / 2.4) - 0.055)
+_LINEAR_TO_U8 = np.round(255 * _LINEAR_TO_SRGB_F64).astype(np.uint8)
+_LINEAR_TO_SRGB255 = (255 * _LINEAR_TO_SRGB_F64).astype(np.float32)  # for colours moved in sRGB before rounding
 _XYZ_TO_LINEAR = _XYZ_NORM_TO_RGB.astype(np.float32)
 
 
@@ -445,6 +448,33 @@ def resample_property() -> property:
     return property(get, set_, doc=doc)
 
 
+#: What of the input's brightness the output keeps exactly (``Colorizer.brightness``).
+BRIGHTNESSES = {
+    "lightness": "its CIELAB lightness L*, the luminance Y of a neutral gray of the input's values",
+    "luma": "its BT.601 luma, the gray PIL's convert('L') makes of the output",
+}
+
+
+def check_brightness(value: object) -> str:
+    """``value`` if it names one of :data:`BRIGHTNESSES`, else a ``ValueError`` listing them."""
+    if not isinstance(value, str) or value not in BRIGHTNESSES:
+        raise ValueError(f"brightness must be one of {', '.join(map(repr, BRIGHTNESSES))}, got {value!r}")
+    return value
+
+
+def brightness_property() -> property:
+    """A runner's ``brightness`` attribute (Colorizer, OnnxColorizer), checked by :func:`check_brightness`."""
+
+    def get(runner: Any) -> str:
+        return runner._brightness
+
+    def set_(runner: Any, value: str) -> None:
+        runner._brightness = check_brightness(value)
+
+    doc = 'What of the input\'s brightness the output keeps exactly: "lightness" (CIELAB L*) or "luma" (BT.601).'
+    return property(get, set_, doc=doc)
+
+
 def resize_gray(gray: np.ndarray, shape: tuple[int, int], resample: str = "bilinear") -> np.ndarray:
     """(H, W) float32 in [0, 1] -> shape (h, w) by PIL's filter ``resample`` (antialiased when shrinking).
 
@@ -516,11 +546,48 @@ def _fit_gamut(lightness: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarra
     return np.clip(rgb, 0.0, 1.0, out=rgb)
 
 
-def join_lightness_and_chroma(lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
+def keep_luma(rgb: np.ndarray, luma: np.ndarray) -> np.ndarray:
+    """Move gamma-encoded sRGB colours (3, M) in [0, 1] to the nearest ones of BT.601 luma ``luma`` (M,).
+
+    Nearest in sRGB, where PSNR measures: each colour moves along the luma weights ``w`` by
+    ``(luma - w . rgb) / (w . w)``, onto the plane of colours with that luma. When that leaves the gamut,
+    the colour moves towards the neutral gray of the same luma (which the weights, summing to 1, keep on
+    the plane) until it fits: it loses chroma, never luma. A photo's own colours lie on its gray's plane,
+    so the first move brings an estimate of them no further from them, and nearer unless it was on the
+    plane already. Returns a new float32 (3, M) array in [0, 1].
+    """
+    return _keep_luma_(np.array(rgb, dtype=np.float32), np.asarray(luma, dtype=np.float32))
+
+
+def _keep_luma_(rgb: np.ndarray, luma: np.ndarray, top: float = 1.0) -> np.ndarray:
+    """:func:`keep_luma` in place on a float32 (3, M) array, both on the scale [0, ``top``] (the join works
+    on [0, 255], ready to round)."""
+    w = LUMA_WEIGHTS
+    gap = rgb[0] * np.float32(-w[0])
+    gap -= rgb[1] * np.float32(w[1])
+    gap -= rgb[2] * np.float32(w[2])
+    gap += luma
+    norm = sum(v * v for v in w)
+    for i in range(3):
+        rgb[i] += gap * np.float32(w[i] / norm)
+    outside = np.flatnonzero((rgb.min(axis=0) < 0) | (rgb.max(axis=0) > top))
+    if outside.size:
+        neutral = luma[outside]
+        away = rgb[:, outside] - neutral
+        room = np.where(away > 0, top - neutral, neutral)  # how far each channel may go from the neutral, that way
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(np.abs(away) > room, room / np.abs(away), np.float32(1)).min(axis=0)
+        rgb[:, outside] = np.clip(neutral + away * scale, 0.0, top)
+    return rgb
+
+
+def join_lightness_and_chroma(lightness: np.ndarray, ab: np.ndarray, luma: np.ndarray | None = None) -> np.ndarray:
     """Join full-size L* (H, W) with working-size chroma (2, h, w); returns uint8 RGB (H, W, 3).
 
     The chroma is upsampled bilinearly (align_corners=False, edges clamped). Works through horizontal
-    strips, so memory beyond the output stays bounded whatever the image size.
+    strips, so memory beyond the output stays bounded whatever the image size. With ``luma`` (H, W) in
+    [0, 1], the input's BT.601 luma, each joined colour is then moved to the nearest of that luma
+    (:func:`keep_luma`): PIL's ``convert("L")`` of the output gives back the input's gray, to rounding.
     """
     h, w = lightness.shape
     ab = np.asarray(ab, dtype=np.float32)
@@ -537,8 +604,14 @@ def join_lightness_and_chroma(lightness: np.ndarray, ab: np.ndarray) -> np.ndarr
         linear = _fit_gamut(lightness[top:bottom].reshape(-1), strip[0].reshape(-1), strip[1].reshape(-1))
         linear *= np.float32(65535)
         linear += np.float32(0.5)
-        codes = _LINEAR_TO_U8[linear.astype(np.uint16)]
-        out[top:bottom] = codes.reshape(3, bottom - top, w).transpose(1, 2, 0)
+        codes = linear.astype(np.uint16)
+        dest = out[top:bottom].reshape(-1, 3)  # a view: the strip's pixels, channels last
+        if luma is None:
+            np.take(_LINEAR_TO_U8, codes.T, out=dest, mode="clip")  # every code is in the table
+        else:
+            levels = luma[top:bottom].reshape(-1) * np.float32(255)
+            rgb = _keep_luma_(_LINEAR_TO_SRGB255[codes], levels, 255.0)
+            np.add(rgb.T, np.float32(0.5), out=dest, casting="unsafe")  # rounded: [0, 255.5) truncated
     return out
 
 
@@ -602,12 +675,15 @@ def colorize_prepared(
     with_attention: bool,
     saturation: float,
     resample: str = "bilinear",
+    brightness: str = "lightness",
 ) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """Colorize prepared images: per image, uint8 RGB (H, W, 3) and an optional [0, 1] heatmap (H, W).
 
     Images of the same working shape share a forward of up to ``batch_size``; each gray input is resized
-    to that shape by the filter ``resample`` (:func:`resize_gray`).
+    to that shape by the filter ``resample`` (:func:`resize_gray`). The output keeps the input's CIELAB
+    lightness, or with ``brightness`` "luma" its BT.601 luma (:func:`join_lightness_and_chroma`).
     """
+    keep = check_brightness(brightness) == "luma"
     results: list[Any] = [None] * len(items)
     groups: dict[tuple[int, int], list[int]] = {}
     for i, item in enumerate(items):
@@ -622,7 +698,7 @@ def colorize_prepared(
                 ab = ab * np.float32(saturation)
             for j, i in enumerate(chunk):
                 lightness = items[i].lightness
-                rgb = join_lightness_and_chroma(lightness, ab[j])
+                rgb = join_lightness_and_chroma(lightness, ab[j], items[i].gray if keep else None)
                 attention = normalised_heatmap(heat[j][0], lightness.shape) if with_attention else None
                 results[i] = (rgb, attention)
     return results
@@ -637,6 +713,7 @@ def colorize_images(
     return_attention: bool,
     saturation: float,
     resample: str = "bilinear",
+    brightness: str = "lightness",
     prepare: Callable[[Any], tuple[PreparedImage, Any]] = prepare_image,
     finish: Callable[[np.ndarray, Any, Any], Any] = to_kind,
     finish_attention: Callable[[np.ndarray | None, Any], Any] = attention_to_kind,
@@ -661,6 +738,7 @@ def colorize_images(
         with_attention=return_attention,
         saturation=saturation,
         resample=resample,
+        brightness=brightness,
     )
     finished = []
     for (rgb, attention), (item, original) in zip(outputs, pairs):

@@ -50,7 +50,7 @@ class OnnxColorizer(VideoMethods):
         providers (list of str, default None): onnxruntime execution providers (None: CPU).
 
     Attributes read from the file: ``config`` (the Colorizer's config), ``working_size``, ``saturation``,
-    ``temperature`` and ``resample`` (each may be changed, as on a Colorizer), and ``decoding`` (read-only: it is part
+    ``temperature``, ``resample`` and ``brightness`` (each may be changed, as on a Colorizer), and ``decoding`` (read-only: it is part
     of the graph; export again to change it).
     """
 
@@ -95,10 +95,12 @@ class OnnxColorizer(VideoMethods):
         self.temperature = _check_number("temperature", self.config.get("temperature", 0.38), 0, 10, low_open=True)
         try:
             self.resample = self.config.get("resample", "bilinear")
+            self.brightness = self.config.get("brightness", "lightness")
         except ValueError as err:
             raise ValueError(f"{str(self.path)!r}: {err} in its config") from None
 
     resample = ip.resample_property()
+    brightness = ip.brightness_property()
 
     @property
     def decoding(self) -> str:
@@ -165,6 +167,7 @@ class OnnxColorizer(VideoMethods):
             return_attention=return_attention,
             saturation=saturation,
             resample=self.resample,
+            brightness=self.brightness,
             prepare=_prepare_no_tensor,
         )
 

@@ -402,6 +402,8 @@ class FrameColorizer:
         lookahead (int, default 0): frames to look ahead (latency); files use DEFAULT_LOOKAHEAD.
         resample (str, default "bilinear"): PIL's filter that resizes frames to the working size (the
             runner's ``resample``).
+        brightness (str, default "lightness"): what of each frame's brightness its output keeps exactly,
+            "lightness" (CIELAB L*) or "luma" (BT.601; the runner's ``brightness``).
     """
 
     def __init__(
@@ -414,16 +416,18 @@ class FrameColorizer:
         stabilizer: TemporalStabilizer | None = None,
         lookahead: int = 0,
         resample: str = "bilinear",
+        brightness: str = "lightness",
     ) -> None:
         if isinstance(lookahead, bool) or not isinstance(lookahead, numbers.Integral) or lookahead < 0:
             raise ValueError(f"lookahead must be an int >= 0 (frames), got {lookahead!r}")
         self.lookahead = int(lookahead)
-        # Frames not yet given out: (lightness, stabilised chroma, motion to it from the frame before).
-        self._held: list[tuple[np.ndarray, np.ndarray, Any]] = []
+        # Frames not yet given out: (prepared frame, stabilised chroma, motion to it from the frame before).
+        self._held: list[tuple[ip.PreparedImage, np.ndarray, Any]] = []
         self.chroma = chroma
         self.working_size = working_size
         self.saturation = float(saturation)
         self.resample = ip.check_resample(resample)
+        self.brightness = ip.check_brightness(brightness)
         self.stabilizer = stabilizer if stabilizer is not None else TemporalStabilizer(temporal_strength)
         #: Cuts found so far (frames that started afresh, the first frame not counted).
         self.cuts = 0
@@ -460,7 +464,7 @@ class FrameColorizer:
         for item, gray, chroma in zip(items, small, ab):
             steady = self.stabilizer.update(gray, chroma, item.gray)
             self.cuts += self.stabilizer.last_was_cut
-            self._held.append((item.lightness, steady, self.stabilizer.last_motion))
+            self._held.append((item, steady, self.stabilizer.last_motion))
             if len(self._held) > self.lookahead:
                 out.append(self._give_oldest())
         return out
@@ -484,8 +488,8 @@ class FrameColorizer:
             fx, fy, trust = motion
             ahead = np.stack([cv2.remap(c, fx, fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) for c in steady])
             steady = own + trust[None] * (ahead - own)
-        lightness = self._held.pop(0)[0]
-        return ip.join_lightness_and_chroma(lightness, steady)
+        item = self._held.pop(0)[0]
+        return ip.join_lightness_and_chroma(item.lightness, steady, item.gray if self.brightness == "luma" else None)
 
 
 # ----------------------------------------------------------------------------------- files
@@ -766,6 +770,7 @@ def colorize_video_file(
     if_colour: str = "warn",
     progress: Callable[[int, int | None], None] | None = None,
     resample: str = "bilinear",
+    brightness: str = "lightness",
 ) -> VideoResult:
     """Colorize the video file ``src`` into ``dst`` with the network ``chroma``; see the module docstring.
 
@@ -783,6 +788,7 @@ def colorize_video_file(
             the file, then colorize), "skip" (write nothing; ``skipped_colour`` is set) or "ignore".
         progress: called as ``progress(frames_done_now, estimated_total)`` after each batch.
         resample: PIL's filter that resizes frames to the working size (the runner's ``resample``).
+        brightness: "lightness" or "luma", what of each frame's brightness the output keeps (the runner's).
 
     Raises:
         VideoReadError: ``src`` cannot be opened or holds no decodable video (naming the file).
@@ -795,6 +801,7 @@ def colorize_video_file(
     fmt, quality = _check_output(src, dst, codec, quality, overwrite)
     strength = check_temporal_strength(temporal_strength)
     ip.check_resample(resample)
+    ip.check_brightness(brightness)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if if_colour not in ("warn", "skip", "ignore"):
@@ -812,7 +819,7 @@ def colorize_video_file(
         counts = {"frames": 0, "repeated": 0, "lost": 0, "truncated": 0, "matrix": None}
         frames = FrameColorizer(
             chroma, working_size=working_size, saturation=saturation, temporal_strength=strength,
-            lookahead=DEFAULT_LOOKAHEAD if strength > 0 else 0, resample=resample,
+            lookahead=DEFAULT_LOOKAHEAD if strength > 0 else 0, resample=resample, brightness=brightness,
         )  # fmt: skip
         pending_audio: list[Any] = []
         batch: list[_Frame] = []
