@@ -612,8 +612,9 @@ class _SimulatedCrash(Exception):
     pass
 
 
-def test_resumed_run_reproduces_the_uninterrupted_run_exactly(data_dir: Path, tmp_path: Path) -> None:
-    settings = dict(steps=6, checkpoint_every=3)
+@pytest.mark.parametrize("extra", [{}, {"batch_size": 2, "cut_mix": 1.0}], ids=["plain", "cut_mix"])
+def test_resumed_run_reproduces_the_uninterrupted_run_exactly(data_dir: Path, tmp_path: Path, extra: dict) -> None:
+    settings = dict(steps=6, checkpoint_every=3, **extra)  # cut_mix: the resumed run mixes its batches alike
     run_a = Trainer(_config(data_dir, tmp_path / "a", **settings), progress=False)
     run_a.train()
 
