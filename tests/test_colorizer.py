@@ -714,7 +714,11 @@ def test_the_bundled_default_model_loads_and_colorizes() -> None:
     rgb = random_rgb(np.random.default_rng(26), 48, 64)
     out = default.colorize(Image.fromarray(rgb))
     assert out.size == (64, 48) and out.mode == "RGB"
-    assert_lightness_kept(lightness_of_rgb(rgb), np.asarray(out))
+    assert default.brightness == "luma"  # it keeps the input's gray: PIL's convert("L") of it gives the input back
+    luma_in = np.asarray(Image.fromarray(rgb).convert("L")).astype(int)
+    assert np.abs(np.asarray(out.convert("L")).astype(int) - luma_in).max() <= 1
+    default.brightness = "lightness"
+    assert_lightness_kept(lightness_of_rgb(rgb), np.asarray(default.colorize(Image.fromarray(rgb))))
 
 
 def test_a_missing_bundled_model_raises_file_not_found(monkeypatch, tmp_path: Path) -> None:
