@@ -160,7 +160,13 @@ def test_ensemble_flag_scores_two_bin_models_and_refuses_another_kind(tmp_path: 
     assert "takes 3 input channels" in capsys.readouterr().err
 
 
-def test_resample_flag_scores_each_filter_and_refuses_an_unknown_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "flag, default, other, bad",
+    [("resample", "bilinear", "lanczos", "nearest"), ("brightness", "lightness", "luma", "Y")],
+)
+def test_filter_and_brightness_flags_score_each_setting_and_refuse_an_unknown_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, default: str, other: str, bad: str
+) -> None:
     import json
 
     import numpy as np
@@ -171,41 +177,16 @@ def test_resample_flag_scores_each_filter_and_refuses_an_unknown_one(tmp_path: P
     rng = np.random.default_rng(0)
     for k in range(2):  # fine detail, which the filters shrink differently
         Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(photos / f"p{k}.png")
-    Colorizer(generator=dict(in_channels=1, base_channels=8, num_blocks=1, num_groups=4, head="ab", out_channels=2),
-              working_size=32).save_pretrained(tmp_path / "ab")  # fmt: skip
-    args = ["--model", str(tmp_path / "ab"), "--folder", f"p={photos}", "--threads", "1", "--saturation", "4"]
-    assert evaluate_sources.main([*args, "--resample", "bilinear", "--resample", "lanczos", "--json", str(tmp_path / "r.json")]) == 0
-    out = capsys.readouterr().out
-    assert "(lanczos)" in out and "(bilinear)" not in out  # bilinear, the default filter, is not tagged
-    rows = json.loads((tmp_path / "r.json").read_text())
-    assert [r["resample"] for r in rows] == ["bilinear", "lanczos"]
-    assert rows[0]["model"]["psnr"] != rows[1]["model"]["psnr"]
-    with pytest.raises(SystemExit):
-        evaluate_sources.main([*args, "--resample", "nearest"])
-    assert "invalid choice: 'nearest'" in capsys.readouterr().err
-
-
-def test_brightness_flag_scores_each_and_luma_is_tagged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import json
-
-    import numpy as np
-    from PIL import Image
-
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    rng = np.random.default_rng(0)
-    for k in range(2):
-        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(photos / f"p{k}.png")
     torch.manual_seed(0)
     Colorizer(generator=dict(in_channels=1, base_channels=8, num_blocks=1, num_groups=4, head="ab", out_channels=2),
               working_size=32).save_pretrained(tmp_path / "ab")  # fmt: skip
     args = ["--model", str(tmp_path / "ab"), "--folder", f"p={photos}", "--threads", "1", "--saturation", "4"]
-    assert evaluate_sources.main([*args, "--brightness", "lightness", "--brightness", "luma", "--json", str(tmp_path / "r.json")]) == 0
+    assert evaluate_sources.main([*args, f"--{flag}", default, f"--{flag}", other, "--json", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out
-    assert "(luma)" in out and "(lightness)" not in out  # the default is not tagged
+    assert f"({other})" in out and f"({default})" not in out  # the default setting is not tagged
     rows = json.loads((tmp_path / "r.json").read_text())
-    assert [r["brightness"] for r in rows] == ["lightness", "luma"]
+    assert [r[flag] for r in rows] == [default, other]
     assert rows[0]["model"]["psnr"] != rows[1]["model"]["psnr"]
     with pytest.raises(SystemExit):
-        evaluate_sources.main([*args, "--brightness", "Y"])
-    assert "invalid choice: 'Y'" in capsys.readouterr().err
+        evaluate_sources.main([*args, f"--{flag}", bad])
+    assert f"invalid choice: '{bad}'" in capsys.readouterr().err

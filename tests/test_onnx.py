@@ -289,34 +289,27 @@ def test_the_export_command_bakes_the_chosen_decoding_into_the_graph(tmp_path: P
     assert cli.main(["colorize", str(photos), "-o", str(tmp_path / "o"), "--onnx", str(target), "--decoding", "srgb-mean"]) == 0
 
 
-def test_the_runner_shrinks_the_gray_input_with_the_exported_models_filter(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "setting, exported, other, bad",
+    [("resample", "lanczos", "bilinear", "box"), ("brightness", "luma", "lightness", "Y")],
+)
+def test_the_runner_follows_the_exported_models_filter_and_brightness(
+    tmp_path: Path, setting: str, exported: str, other: str, bad: str
+) -> None:
     torch.manual_seed(0)
-    model = Colorizer(working_size=48, resample="lanczos", **CONFIGS["paper-ab-1ch"]).eval()
-    runner = OnnxColorizer(export_onnx(model, tmp_path / "lanczos.onnx"), threads=1)
-    assert runner.resample == "lanczos"
+    model = Colorizer(working_size=48, **{setting: exported}, **CONFIGS["paper-ab-1ch"]).eval()
+    runner = OnnxColorizer(export_onnx(model, tmp_path / f"{exported}.onnx"), threads=1)
+    assert getattr(runner, setting) == exported
     photo = _photo(61, 83)
-    for name in ("lanczos", "bilinear"):
-        model.resample = runner.resample = name
-        got, want = runner.colorize(photo), model.colorize(photo)
-        assert np.abs(got.astype(int) - want.astype(int)).max() <= 1, name
-    model.resample = "lanczos"
-    assert np.abs(model.colorize(photo).astype(int) - runner.colorize(photo).astype(int)).max() > 3  # it matters
-    with pytest.raises(ValueError, match="resample must be one of"):
-        runner.resample = "box"
-
-
-def test_the_runner_keeps_the_brightness_the_exported_model_keeps(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    model = Colorizer(working_size=48, brightness="luma", **CONFIGS["paper-ab-1ch"]).eval()
-    runner = OnnxColorizer(export_onnx(model, tmp_path / "luma.onnx"), threads=1)
-    assert runner.brightness == "luma"
-    photo = _photo(61, 83)
-    for name in ("luma", "lightness"):
-        model.brightness = runner.brightness = name
-        got, want = runner.colorize(photo), model.colorize(photo)
-        assert np.abs(got.astype(int) - want.astype(int)).max() <= 1, name
-    runner.brightness = "luma"
-    gray = np.asarray(Image.fromarray(runner.colorize(photo)).convert("L")).astype(int)
-    assert np.abs(gray - np.asarray(Image.fromarray(photo).convert("L")).astype(int)).max() <= 1
-    with pytest.raises(ValueError, match="brightness must be one of"):
-        runner.brightness = "Y"
+    outputs = {}
+    for name in (other, exported):
+        setattr(model, setting, name)
+        setattr(runner, setting, name)
+        outputs[name] = runner.colorize(photo)
+        assert np.abs(outputs[name].astype(int) - model.colorize(photo).astype(int)).max() <= 1, name
+    assert np.abs(outputs[exported].astype(int) - outputs[other].astype(int)).max() > 3  # it matters
+    if setting == "brightness":  # the output's own gray is the input's
+        gray = np.asarray(Image.fromarray(outputs["luma"]).convert("L")).astype(int)
+        assert np.abs(gray - np.asarray(Image.fromarray(photo).convert("L")).astype(int)).max() <= 1
+    with pytest.raises(ValueError, match=f"{setting} must be one of"):
+        setattr(runner, setting, bad)

@@ -435,17 +435,22 @@ def check_resample(value: object) -> str:
     return value
 
 
-def resample_property() -> property:
-    """A runner's ``resample`` attribute (Colorizer, OnnxColorizer), checked by :func:`check_resample` when set."""
+def _checked_property(name: str, check: Callable[[object], str], doc: str) -> property:
+    """A runner attribute ``name`` kept as ``_name``, passed through ``check`` when set."""
 
     def get(runner: Any) -> str:
-        return runner._resample
+        return getattr(runner, "_" + name)
 
     def set_(runner: Any, value: str) -> None:
-        runner._resample = check_resample(value)
+        setattr(runner, "_" + name, check(value))
 
-    doc = 'PIL\'s filter that resizes the gray input to the working size: "bilinear", "bicubic" or "lanczos".'
     return property(get, set_, doc=doc)
+
+
+def resample_property() -> property:
+    """A runner's ``resample`` attribute (Colorizer, OnnxColorizer), checked by :func:`check_resample` when set."""
+    doc = 'PIL\'s filter that resizes the gray input to the working size: "bilinear", "bicubic" or "lanczos".'
+    return _checked_property("resample", check_resample, doc)
 
 
 #: What of the input's brightness the output keeps exactly (``Colorizer.brightness``).
@@ -464,15 +469,8 @@ def check_brightness(value: object) -> str:
 
 def brightness_property() -> property:
     """A runner's ``brightness`` attribute (Colorizer, OnnxColorizer), checked by :func:`check_brightness`."""
-
-    def get(runner: Any) -> str:
-        return runner._brightness
-
-    def set_(runner: Any, value: str) -> None:
-        runner._brightness = check_brightness(value)
-
     doc = 'What of the input\'s brightness the output keeps exactly: "lightness" (CIELAB L*) or "luma" (BT.601).'
-    return property(get, set_, doc=doc)
+    return _checked_property("brightness", check_brightness, doc)
 
 
 def resize_gray(gray: np.ndarray, shape: tuple[int, int], resample: str = "bilinear") -> np.ndarray:
