@@ -36,7 +36,7 @@ from typing import Any, Callable, Sequence
 from . import __version__
 from ._files import move_into_place
 from .demo import BUNDLED_MODEL, DEFAULT_HOST, DEFAULT_MAX_UPLOAD_MB, DEFAULT_PORT
-from .image_processor import IMAGE_SUFFIXES, MIN_SIZE, ImageReadError, has_colour, open_image
+from .image_processor import BRIGHTNESSES, IMAGE_SUFFIXES, MIN_SIZE, ImageReadError, has_colour, open_image
 from .video import CODECS, VIDEO_SUFFIXES, is_video
 
 __all__ = ["main"]
@@ -157,7 +157,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     _add_decoding_option(parser)
     parser.add_argument(
         "--brightness",
-        choices=("lightness", "luma"),
+        choices=tuple(BRIGHTNESSES),
         default=None,
         help="what of the input's brightness the output keeps exactly: its CIELAB lightness, or its BT.601 luma "
         "(the gray that convert('L') makes of the output is then the input) (default: the model's own)",

@@ -217,20 +217,15 @@ class TrainConfig:
         scale_min = self.scale_min
         if isinstance(scale_min, bool) or not isinstance(scale_min, (int, float)) or not 0 < scale_min <= 1:
             raise ValueError(f"scale_min must be a share of the image's area in (0, 1], got {scale_min!r}")
-        jitter = self.gray_jitter
-        if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter <= 1:
-            raise ValueError(f"gray_jitter must be a number in [0, 1] (0: off), got {jitter!r}")
-        sharpness = self.gray_sharpness
-        if isinstance(sharpness, bool) or not isinstance(sharpness, (int, float)) or not 0 <= sharpness <= 1:
-            raise ValueError(f"gray_sharpness must be a number in [0, 1] (0: off), got {sharpness!r}")
-        mix = self.cut_mix
-        if isinstance(mix, bool) or not isinstance(mix, (int, float)) or not 0 <= mix <= 1:
-            raise ValueError(f"cut_mix must be a probability in [0, 1] (0: off), got {mix!r}")
-        power = self.source_power
-        if isinstance(power, bool) or not isinstance(power, (int, float)) or not 0 <= power <= 1:
-            raise ValueError(
-                f"source_power must be a number in [0, 1] (1: every photo alike, 0: every source alike), got {power!r}"
-            )
+        for name, meaning in (
+            ("gray_jitter", "a number in [0, 1] (0: off)"),
+            ("gray_sharpness", "a number in [0, 1] (0: off)"),
+            ("cut_mix", "a probability in [0, 1] (0: off)"),
+            ("source_power", "a number in [0, 1] (1: every photo alike, 0: every source alike)"),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ValueError(f"{name} must be {meaning}, got {value!r}")
         warmup = self.warmup_steps
         if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
             raise ValueError(f"warmup_steps must be an int >= 0 (0: no warmup), got {warmup!r}")

@@ -108,9 +108,9 @@ def cut_mix(
     itself). The rectangle covers a share of the photo's area uniform in [0.1, 0.5] (up to rounding to
     whole pixels), its share of the photo's height over its share of the width log-uniform in [1/2, 2] (a
     square photo's rectangle is from twice as wide as tall to twice as tall as wide), at a uniform
-    position. Colour targets and gray inputs are
-    both made from the mixed photo, so the network must colour each region by what it shows and not only by
-    the scene around it; the pasted region keeps its own colours. Returns the mixed batch (a new tensor; the
+    position. Colour targets and gray inputs are both made from the mixed photo, so the network must colour
+    each region by what it shows and not only by the scene around it; the pasted region keeps its own
+    colours. Returns the mixed batch (a new tensor; the
     input is untouched, or returned itself when nothing is mixed) and a (N,) bool tensor of the photos that
     received a rectangle. A batch of one photo is returned as it is.
     """
