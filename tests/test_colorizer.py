@@ -937,6 +937,23 @@ def test_keep_luma_moves_each_colour_to_the_nearest_of_that_luma_and_into_the_ga
     np.testing.assert_allclose(on_plane, truth, atol=2e-6)  # already there: unchanged
 
 
+@pytest.mark.parametrize("keep", ["lightness", "luma"])
+def test_join_gives_the_same_pixels_whatever_the_strip_size(monkeypatch: pytest.MonkeyPatch, keep: str) -> None:
+    # The join works through strips of rows; where they end (a short last strip too) must not show.
+    rng = np.random.default_rng(5)
+    gray = rng.uniform(0, 1, (23, 17)).astype(np.float32)
+    lightness = image_processor.lightness_from_linear_y(image_processor.srgb_to_linear(gray)).astype(np.float32)
+    ab = rng.normal(0, 40, (2, 5, 4)).astype(np.float32)  # strong enough that some colours leave the gamut
+    luma = gray if keep == "luma" else None
+    whole = image_processor.join_lightness_and_chroma(lightness, ab, luma)
+    kept = []  # every result stays alive, so none is written into the memory of one before it
+    for pixels in (17, 3 * 17, 5 * 17 + 9, 1):  # one row, three rows (23 = 7 * 3 + 2), five, one row again
+        monkeypatch.setattr(image_processor, "_STRIP_PIXELS", pixels)
+        kept.append(image_processor.join_lightness_and_chroma(lightness, ab, luma))
+        np.testing.assert_array_equal(kept[-1], whole)
+    assert len(np.unique(whole.reshape(-1, 3), axis=0)) > 300  # a varied picture, not a flat one
+
+
 def test_brightness_luma_gives_back_the_inputs_gray_and_is_saved(tmp_path: Path) -> None:
     model = make_colorizer()
     assert model.brightness == "lightness"

@@ -72,7 +72,9 @@ _DELTA = 6.0 / 29.0
 
 # Bytes of working memory per output pixel (input copy, L, gray, output) plus strip temporaries.
 _BYTES_PER_PIXEL = 32
-_STRIP_PIXELS = 1 << 18
+# Pixels per strip of the join: its dozen float32 temporaries (3 MB at this size) stay in a core's L2
+# cache; four times as many made the join of a 12-megapixel photo 1.3 to 1.45x slower on the project's CPU.
+_STRIP_PIXELS = 1 << 16
 
 
 class ImageReadError(ValueError):
@@ -155,6 +157,7 @@ _LIN = np.linspace(0.0, 1.0, 65536)
 _LINEAR_TO_SRGB_F64 = np.where(_LIN <= 0.04045 / 12.92, _LIN * 12.92, 1.055 * np.maximum(_LIN, 1e-12) ** (1 / 2.4) - 0.055)
 _LINEAR_TO_U8 = np.round(255 * _LINEAR_TO_SRGB_F64).astype(np.uint8)
 _LINEAR_TO_SRGB255 = (255 * _LINEAR_TO_SRGB_F64).astype(np.float32)  # for colours moved in sRGB before rounding
+_LUMA_WEIGHTS_F32 = np.array(LUMA_WEIGHTS, dtype=np.float32)
 _XYZ_TO_LINEAR = _XYZ_NORM_TO_RGB.astype(np.float32)
 
 
@@ -560,14 +563,8 @@ def keep_luma(rgb: np.ndarray, luma: np.ndarray) -> np.ndarray:
 def _keep_luma_(rgb: np.ndarray, luma: np.ndarray, top: float = 1.0) -> np.ndarray:
     """:func:`keep_luma` in place on a float32 (3, M) array, both on the scale [0, ``top``] (the join works
     on [0, 255], ready to round)."""
-    w = LUMA_WEIGHTS
-    gap = rgb[0] * np.float32(-w[0])
-    gap -= rgb[1] * np.float32(w[1])
-    gap -= rgb[2] * np.float32(w[2])
-    gap += luma
-    norm = sum(v * v for v in w)
-    for i in range(3):
-        rgb[i] += gap * np.float32(w[i] / norm)
+    gap = luma - _LUMA_WEIGHTS_F32 @ rgb
+    rgb += (_LUMA_WEIGHTS_F32 / _LUMA_WEIGHTS_F32.dot(_LUMA_WEIGHTS_F32))[:, None] * gap
     outside = np.flatnonzero((rgb.min(axis=0) < 0) | (rgb.max(axis=0) > top))
     if outside.size:
         neutral = luma[outside]
@@ -595,14 +592,14 @@ def join_lightness_and_chroma(lightness: np.ndarray, ab: np.ndarray, luma: np.nd
     c0, c1, ct = _linear_taps(w, sw)
     cols = ab[..., c0] * (1 - ct) + ab[..., c1] * ct  # (2, sh, W): chroma resized along the rows first
     rows = max(1, _STRIP_PIXELS // max(1, w))
+    codes_buffer = np.empty((3, rows * w), dtype=np.uint16)
     for top in range(0, h, rows):
         bottom = min(h, top + rows)
         t = rt[top:bottom, None]
         strip = cols[:, r0[top:bottom]] * (1 - t) + cols[:, r1[top:bottom]] * t
         linear = _fit_gamut(lightness[top:bottom].reshape(-1), strip[0].reshape(-1), strip[1].reshape(-1))
         linear *= np.float32(65535)
-        linear += np.float32(0.5)
-        codes = linear.astype(np.uint16)
+        codes = np.add(linear, np.float32(0.5), out=codes_buffer[:, : linear.shape[1]], casting="unsafe")
         dest = out[top:bottom].reshape(-1, 3)  # a view: the strip's pixels, channels last
         if luma is None:
             np.take(_LINEAR_TO_U8, codes.T, out=dest, mode="clip")  # every code is in the table
