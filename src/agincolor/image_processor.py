@@ -158,6 +158,7 @@ _LINEAR_TO_SRGB_F64 = np.where(_LIN <= 0.04045 / 12.92, _LIN * 12.92, 1.055 * np
 _LINEAR_TO_U8 = np.round(255 * _LINEAR_TO_SRGB_F64).astype(np.uint8)
 _LINEAR_TO_SRGB255 = (255 * _LINEAR_TO_SRGB_F64).astype(np.float32)  # for colours moved in sRGB before rounding
 _LUMA_WEIGHTS_F32 = np.array(LUMA_WEIGHTS, dtype=np.float32)
+_LUMA_STEP = _LUMA_WEIGHTS_F32 / _LUMA_WEIGHTS_F32.dot(_LUMA_WEIGHTS_F32)  # per unit of luma gap, along w
 _XYZ_TO_LINEAR = _XYZ_NORM_TO_RGB.astype(np.float32)
 
 
@@ -564,7 +565,7 @@ def _keep_luma_(rgb: np.ndarray, luma: np.ndarray, top: float = 1.0) -> np.ndarr
     """:func:`keep_luma` in place on a float32 (3, M) array, both on the scale [0, ``top``] (the join works
     on [0, 255], ready to round)."""
     gap = luma - _LUMA_WEIGHTS_F32 @ rgb
-    rgb += (_LUMA_WEIGHTS_F32 / _LUMA_WEIGHTS_F32.dot(_LUMA_WEIGHTS_F32))[:, None] * gap
+    rgb += _LUMA_STEP[:, None] * gap
     outside = np.flatnonzero((rgb.min(axis=0) < 0) | (rgb.max(axis=0) > top))
     if outside.size:
         neutral = luma[outside]

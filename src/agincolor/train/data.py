@@ -110,9 +110,9 @@ def cut_mix(
     square photo's rectangle is from twice as wide as tall to twice as tall as wide), at a uniform
     position. Colour targets and gray inputs are both made from the mixed photo, so the network must colour
     each region by what it shows and not only by the scene around it; the pasted region keeps its own
-    colours. Returns the mixed batch (a new tensor; the
-    input is untouched, or returned itself when nothing is mixed) and a (N,) bool tensor of the photos that
-    received a rectangle. A batch of one photo is returned as it is.
+    colours. Returns the mixed batch (a new tensor; the input is untouched, or returned itself when nothing
+    is mixed) and a (N,) bool tensor of the photos that received a rectangle. A batch of one photo is
+    returned as it is.
     """
     if isinstance(probability, bool) or not isinstance(probability, (int, float)) or not 0 <= probability <= 1:
         raise ValueError(f"probability must be a number in [0, 1], got {probability!r}")
