@@ -1,6 +1,7 @@
 """scripts/widen_model.py (a wider finest decoder stage that computes what the original computes),
 scripts/chroma_studies.py (post-processing studies of the decoded chroma) and scripts/refit_head.py (the
-output layer fitted outright to the body's features)."""
+output layer fitted outright to the body's features) and scripts/revive_style.py (a dead AGIN style path
+drawn anew at its old size)."""
 
 from __future__ import annotations
 
@@ -221,3 +222,101 @@ def test_refit_head_runs_on_a_folder_and_writes_a_model_like_its_source(
         refit_head.main([str(tmp_path / "bins"), str(tmp_path / "refit_one"), "--data", str(tmp_path / "one")])
     assert "at least 2 are needed" in capsys.readouterr().err
     assert not (tmp_path / "refit_one").exists()
+
+
+revive_style = _script("revive_style")
+
+
+def _photo_folder(folder: Path, count: int = 6) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    folder.mkdir(parents=True)
+    for k in range(count):
+        pixels = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8).repeat(6, 0).repeat(6, 1)
+        Image.fromarray(pixels).save(folder / f"p{k}.png")
+    return folder
+
+
+def _style_grads(model: Colorizer, gray: torch.Tensor) -> tuple[float, float]:
+    """Largest gradient on the style MLP's first layer and on to_gamma, for a loss on the scores."""
+    generator = model.generator.train()
+    generator.zero_grad()
+    generator(gray).image.logsumexp(1).mean().backward()
+    grads = (generator.mlp[0].weight.grad, generator.to_gamma.weight.grad)
+    return tuple(0.0 if g is None else float(g.abs().max()) for g in grads)  # type: ignore[return-value]
+
+
+def test_revive_style_brings_a_dead_style_path_back_without_changing_the_colours(tmp_path: Path) -> None:
+    model = _lite0_bins()
+    with torch.no_grad():  # the first layer's units never fire: the pooled features are never negative
+        model.generator.mlp[0].weight.copy_(-model.generator.mlp[0].weight.abs())
+    gray = revive_style.calibration_batch(str(_photo_folder(tmp_path / "data")), 6, 32)
+    assert gray.shape == (6, 1, 32, 32)
+    dead = revive_style.style_stats(model.generator.eval(), gray)
+    assert dead["hidden_firing"] == 0 and dead["gamma_rms"] == 0 and dead["block_change"] < 1e-6
+    assert _style_grads(model, gray) == (0.0, 0.0)  # nothing can ever move it
+
+    revived = revive_style.revive(model, gray)
+    alive = revive_style.style_stats(revived.generator, gray)
+    assert alive["hidden_firing"] > 0.2 and alive["style_rms"] > 0
+    # Zero before, so the floor: with gamma and beta both zero no gradient would pass the blocks' ReLUs.
+    assert alive["gamma_rms"] == pytest.approx(1e-3, rel=1e-4) and alive["beta_rms"] == pytest.approx(1e-3, rel=1e-4)
+    first, to_gamma = _style_grads(revived, gray)
+    assert first > 0 and to_gamma > 0
+    # The branches stay small beside the features they are added to (this untrained model's are tiny).
+    assert alive["block_change"] < 0.2
+    with pytest.raises(ValueError, match="floor"):
+        revive_style.revive(model, gray, floor=0.0)
+    assert revived.current_config() == model.current_config()
+
+
+def test_revive_style_keeps_gamma_and_beta_at_their_size_and_every_other_weight(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = _lite0_bins(seed=3)
+    with torch.no_grad():  # a style path that fires on some inputs
+        for layer in (model.generator.to_gamma, model.generator.to_beta):
+            layer.weight.mul_(5.0)
+    model.save_pretrained(tmp_path / "m")
+    data = _photo_folder(tmp_path / "data")
+    gray = revive_style.calibration_batch(str(data), 6, 32)
+    before = revive_style.style_stats(model.generator.eval(), gray)
+    assert before["gamma_rms"] > 0 and before["beta_rms"] > 0
+
+    assert revive_style.main([str(tmp_path / "m"), str(tmp_path / "r"), "--data", str(data), "--size", "32"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    revived = Colorizer.from_pretrained(tmp_path / "r")
+    after = revive_style.style_stats(revived.generator.eval(), gray)
+    assert after["gamma_rms"] == pytest.approx(before["gamma_rms"], rel=1e-4)
+    assert after["beta_rms"] == pytest.approx(before["beta_rms"], rel=1e-4)
+    redrawn = ("mlp.", "to_gamma.", "to_beta.")
+    old, new = model.generator.state_dict(), revived.generator.state_dict()
+    assert all(torch.equal(old[k], new[k]) for k in old if not k.startswith(redrawn))
+    assert all(not torch.equal(old[k], new[k]) for k in old if k.startswith(redrawn))
+    assert revived.current_config() == model.current_config()
+
+
+def test_revive_style_reports_refuses_and_never_writes_over_a_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _lite0_bins().save_pretrained(tmp_path / "m")
+    data = str(_photo_folder(tmp_path / "data"))
+    assert revive_style.main([str(tmp_path / "m"), "--data", data, "--size", "32", "--report"]) == 0
+    assert re.search(r"source: hidden_rms [0-9.e+-]+ hidden_firing", capsys.readouterr().out)
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(SystemExit):
+        revive_style.main([str(tmp_path / "m"), str(tmp_path / "taken"), "--data", data])
+    assert "exists" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        revive_style.main([str(tmp_path / "m"), "--data", data])
+    assert "--report" in capsys.readouterr().err
+    Colorizer(generator=dict(base_channels=8, num_blocks=1, num_groups=4), working_size=32).save_pretrained(tmp_path / "paper")
+    with pytest.raises(SystemExit):
+        revive_style.main([str(tmp_path / "paper"), str(tmp_path / "out"), "--data", data, "--size", "32"])
+    assert "pretrained encoder" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit):
+        revive_style.main([str(tmp_path / "m"), str(tmp_path / "out"), "--data", str(tmp_path / "empty")])
+    assert "holds no images" in capsys.readouterr().err
