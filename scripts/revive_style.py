@@ -113,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--floor", type=float, default=1e-3, help="least root mean square of gamma and beta")
     parser.add_argument("--report", action="store_true", help="print the source's style statistics and stop")
     args = parser.parse_args(argv)
+    if args.limit < 1:
+        parser.error(f"--limit must be at least 1, got {args.limit}")
+    if args.size < 32:
+        parser.error(f"--size must be at least 32 (the generator's smallest input), got {args.size}")
     if not args.report and args.out is None:
         parser.error("give an output folder, or --report")
     if args.out is not None and args.out.exists():

@@ -304,6 +304,10 @@ def test_revive_style_reports_refuses_and_never_writes_over_a_folder(
     data = str(_photo_folder(tmp_path / "data"))
     assert revive_style.main([str(tmp_path / "m"), "--data", data, "--size", "32", "--report"]) == 0
     assert re.search(r"source: hidden_rms [0-9.e+-]+ hidden_firing", capsys.readouterr().out)
+    for bad, message in ((["--limit", "0"], "--limit must be"), (["--size", "16"], "--size must be")):
+        with pytest.raises(SystemExit):
+            revive_style.main([str(tmp_path / "m"), str(tmp_path / "out"), "--data", data, *bad])
+        assert message in capsys.readouterr().err
     (tmp_path / "taken").mkdir()
     with pytest.raises(SystemExit):
         revive_style.main([str(tmp_path / "m"), str(tmp_path / "taken"), "--data", data])
