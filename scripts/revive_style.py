@@ -49,31 +49,45 @@ def calibration_batch(folder: str, limit: int, size: int) -> torch.Tensor:
 @torch.no_grad()
 def style_stats(generator: torch.nn.Module, gray: torch.Tensor) -> dict[str, float]:
     """Root mean squares along the style path, the share of first-layer activations that fire, and how much
-    the bottleneck blocks change the features (rms of the change over rms of their input)."""
+    the bottleneck blocks change the features (rms of the change over rms of their input). The values are
+    read by forward hooks from one ordinary forward pass of the generator."""
     if generator.encoder_name == "paper" or generator.in_channels != 1:
         raise ValueError("only a one-channel generator on a pretrained encoder is supported")
-    *_, deepest = generator.encoder(gray)
-    features = generator.bridge(deepest)
-    if generator.cam is not None:
-        features, _, _ = generator.cam(features)
-    pooled = features.mean(dim=(2, 3))
-    hidden = generator.mlp[1](generator.mlp[0](pooled))
-    style = generator.mlp[3](generator.mlp[2](hidden))
-    gamma, beta = generator.to_gamma(style), generator.to_beta(style)
-    before = features
-    for block in generator.decoder_blocks:
-        features = block(features, gamma, beta)
+    seen: dict[str, torch.Tensor] = {}
+
+    def keep(name: str):  # noqa: ANN202 (a forward hook)
+        def hook(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            seen[name] = output
+
+        return hook
+
+    def keep_input(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        seen["before"] = inputs[0]
+
+    handles = [
+        generator.mlp[1].register_forward_hook(keep("hidden")),
+        generator.mlp.register_forward_hook(keep("style")),
+        generator.to_gamma.register_forward_hook(keep("gamma")),
+        generator.to_beta.register_forward_hook(keep("beta")),
+        generator.decoder_blocks[0].register_forward_pre_hook(keep_input),
+        generator.decoder_blocks[-1].register_forward_hook(keep("after")),
+    ]
+    try:
+        generator(gray)
+    finally:
+        for handle in handles:
+            handle.remove()
 
     def rms(t: torch.Tensor) -> float:
         return float(t.pow(2).mean().sqrt())
 
     return {
-        "hidden_rms": rms(hidden),
-        "hidden_firing": float((hidden > 0).float().mean()),
-        "style_rms": rms(style),
-        "gamma_rms": rms(gamma),
-        "beta_rms": rms(beta),
-        "block_change": rms(features - before) / max(rms(before), 1e-12),
+        "hidden_rms": rms(seen["hidden"]),
+        "hidden_firing": float((seen["hidden"] > 0).float().mean()),
+        "style_rms": rms(seen["style"]),
+        "gamma_rms": rms(seen["gamma"]),
+        "beta_rms": rms(seen["beta"]),
+        "block_change": rms(seen["after"] - seen["before"]) / max(rms(seen["before"]), 1e-12),
     }
 
 
