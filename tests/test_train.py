@@ -1746,3 +1746,66 @@ def test_a_missing_recipe_or_an_invalid_combination_is_a_usage_error(
         main(["--config", str(recipe), "--cam-weight", "999"])  # one gray channel: no colour input for eq. 7
     assert "cam_weight" in capsys.readouterr().err
     assert recording_cli == []
+
+
+# ------------------------------------------------------------------------------------- weight decay
+def _step_with_zero_gradients(trainer: Trainer) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """One optimizer step of G_g with every gradient zero: (before, after) of each parameter."""
+    before = {k: p.detach().clone() for k, p in trainer.G_g.named_parameters()}
+    for p in trainer.G_g.parameters():
+        p.grad = torch.zeros_like(p)
+    trainer.opt_g.step()
+    return {k: (before[k], p.detach()) for k, p in trainer.G_g.named_parameters()}
+
+
+def test_decoupled_weight_decay_shrinks_each_weight_by_lr_times_decay(data_dir: Path, tmp_path: Path) -> None:
+    lr, decay = 1e-3, 0.5
+    trainer = Trainer(
+        _config(data_dir, tmp_path / "w", lr=lr, weight_decay=decay, decoupled_weight_decay=True), progress=False
+    )
+    moved = _step_with_zero_gradients(trainer)
+    for key, (before, after) in moved.items():
+        assert torch.allclose(after, before * (1 - lr * decay), rtol=0, atol=1e-7), key
+
+
+def test_coupled_weight_decay_moves_each_weight_by_about_the_learning_rate(data_dir: Path, tmp_path: Path) -> None:
+    # The L2 term enters Adam's normalised update: the first step moves every nonzero weight by about lr
+    # towards zero, however small the weight (what makes the coupled form collapse tiny parameters).
+    lr, decay = 1e-3, 0.5
+    trainer = Trainer(_config(data_dir, tmp_path / "w", lr=lr, weight_decay=decay), progress=False)
+    moved = _step_with_zero_gradients(trainer)
+    checked = 0
+    for key, (before, after) in moved.items():
+        big = before.abs() > 1e-3
+        step = (before - after)[big]
+        assert torch.allclose(step, lr * before[big].sign(), rtol=1e-3, atol=1e-7), key
+        checked += int(big.sum())
+    assert checked > 100
+
+
+def test_resumed_run_applies_its_own_weight_decay(data_dir: Path, tmp_path: Path) -> None:
+    Trainer(_config(data_dir, tmp_path / "run", steps=2, checkpoint_every=2), progress=False).train()
+    lr, decay = 1e-3, 0.5
+    resumed = Trainer(
+        _config(data_dir, tmp_path / "run", steps=4, lr=lr, weight_decay=decay, decoupled_weight_decay=True),
+        resume=True,
+        progress=False,
+    )
+    assert resumed.step == 2
+    resumed._set_learning_rate()
+    group_lr = resumed.opt_g.param_groups[0]["lr"]
+    moved = _step_with_zero_gradients(resumed)
+    # Zero gradients with the checkpoint's Adam moments still move the weights; the decay is the part of the
+    # move proportional to each weight, measured against the same step without decay.
+    plain = Trainer(_config(data_dir, tmp_path / "run", steps=4, lr=lr), resume=True, progress=False)
+    plain._set_learning_rate()
+    without = _step_with_zero_gradients(plain)
+    for key, (before, after) in moved.items():
+        expected = without[key][1] - group_lr * decay * before
+        assert torch.allclose(after, expected, rtol=0, atol=1e-6), key
+
+
+@pytest.mark.parametrize("bad", [dict(decoupled_weight_decay=True), dict(decoupled_weight_decay=1, weight_decay=0.1)])
+def test_config_refuses_decoupled_weight_decay_without_decay_or_as_a_non_bool(bad: dict) -> None:
+    with pytest.raises(ValueError, match="decoupled_weight_decay"):
+        TrainConfig(data="x", **bad)

@@ -42,7 +42,10 @@ _HELP = {
     "lr": "Adam learning rate (paper: 2e-4)",
     "beta1": "Adam beta1 (paper: 0.5)",
     "beta2": "Adam beta2 (paper: 0.999)",
-    "weight_decay": "Adam weight decay",
+    "weight_decay": "Adam weight decay, on every trained parameter (an L2 term added to the gradient, unless "
+    "--decoupled-weight-decay)",
+    "decoupled_weight_decay": "decay the weights directly, by lr times --weight-decay each step, outside Adam's "
+    "normalisation (AdamW, Loshchilov and Hutter)",
     "ema": "decay of an exponential moving average of G_g's weights, updated every step (e.g. 0.999; 0 off); "
     "exports, snapshots and samples use the average",
     "adv_weight": "lambda_1, adversarial terms (eqs. 4, 8); 0 builds no discriminator (needs --paired-weight)",

@@ -105,6 +105,10 @@ class TrainConfig:
     ``warmup_steps`` n > 0 ramps the learning rate linearly over the first n steps (step k at (k + 1) / n of
     it): a run warm-started from trained weights starts Adam with empty moment estimates, whose first
     updates move every weight by about the full learning rate whatever its gradient's size.
+    ``weight_decay`` applies to every trained parameter, as an L2 term added to the gradient before Adam
+    normalises it, so a weight whose gradient is tiny is pulled to zero at about the full learning rate;
+    ``decoupled_weight_decay`` instead shrinks each weight by ``lr * weight_decay`` of itself every step,
+    outside the normalisation (AdamW). A resumed run uses its own decay settings, not the checkpoint's.
     ``snapshot_every`` (seconds of training) also exports G_g as a Colorizer folder
     ``snapshots/<seconds>s-step<step>`` that often, for a learning curve against time.
     ``ema`` > 0 keeps an exponential moving average of G_g's weights with that decay per step (0.999
@@ -132,6 +136,7 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     weight_decay: float = 0.0
+    decoupled_weight_decay: bool = False
     ema: float = 0.0
     adv_weight: float = 1.0
     cycle_weight: float = 9.0
@@ -236,6 +241,10 @@ class TrainConfig:
         for name in ("adv_weight", "cycle_weight", "content_weight", "cam_weight", "paired_weight", "weight_decay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not isinstance(self.decoupled_weight_decay, bool):
+            raise ValueError(f"decoupled_weight_decay must be true or false, got {self.decoupled_weight_decay!r}")
+        if self.decoupled_weight_decay and not self.weight_decay > 0:
+            raise ValueError("decoupled_weight_decay changes how weight_decay is applied; it needs weight_decay > 0")
         bad = [p for p in self.pooling if p not in POOLINGS]
         if bad or not self.pooling:
             raise ValueError(f"pooling must be a non-empty tuple of {POOLINGS}, got {self.pooling}")

@@ -217,6 +217,8 @@ class Trainer:
         # The fused kernel updates all parameters in one pass (CPU and CUDA), instead of a dozen
         # elementwise passes over 100M+ parameters in the paper configuration.
         adam = dict(lr=config.lr, betas=betas, weight_decay=config.weight_decay)
+        # AdamW is Adam with the decay taken out of the normalised update (decoupled_weight_decay).
+        optimizer = torch.optim.AdamW if config.decoupled_weight_decay else torch.optim.Adam
         fused = {"fused": True} if self.device.type in ("cpu", "cuda") else {}
         # A pretrained encoder learns more slowly than the fresh layers around it (its own group and rate).
         g_groups: list[dict[str, Any]] = [{"params": self.g_params, "base_lr": config.lr}]
@@ -228,11 +230,11 @@ class Trainer:
                 {"params": list(self.G_g.encoder.parameters()), "base_lr": encoder_lr, "lr": encoder_lr},
             ]
         try:
-            self.opt_g = torch.optim.Adam(g_groups, **adam, **fused)
-            self.opt_d = torch.optim.Adam(self.d_params, **adam, **fused) if self.d_params else None
+            self.opt_g = optimizer(g_groups, **adam, **fused)
+            self.opt_d = optimizer(self.d_params, **adam, **fused) if self.d_params else None
         except (RuntimeError, TypeError):  # a torch or device without the fused kernel
-            self.opt_g = torch.optim.Adam(g_groups, **adam)
-            self.opt_d = torch.optim.Adam(self.d_params, **adam) if self.d_params else None
+            self.opt_g = optimizer(g_groups, **adam)
+            self.opt_d = optimizer(self.d_params, **adam) if self.d_params else None
         self.base_lr = config.lr
         self.step = 0
         self.skipped = 0
@@ -516,6 +518,11 @@ class Trainer:
             net.load_state_dict(state["networks"][name])
         for name, opt in self._optimizers().items():
             opt.load_state_dict(state["optimizers"][name])
+            # load_state_dict brings back the checkpoint's hyperparameters; the decay is this run's, as the
+            # learning rate is (set every step from the config).
+            for group in opt.param_groups:
+                group["weight_decay"] = self.config.weight_decay
+                group["decoupled_weight_decay"] = self.config.decoupled_weight_decay
         if self.config.ema > 0:
             # A checkpoint of a run without the average starts it at the weights it resumes from.
             self.G_ema = self._average_of(self.G_g)
