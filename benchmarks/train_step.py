@@ -7,6 +7,7 @@ Each configuration runs in its own subprocess so that peak memory is its own.
     python benchmarks/train_step.py                # paper configuration and a small one
     python benchmarks/train_step.py --config paper --iters 5 --threads 2
     python benchmarks/train_step.py --config lite0 --channels-last --amp-too   # fp32 against bf16, same run
+    python benchmarks/train_step.py --config lite0-bins --channels-last-too --threads 1   # memory layouts
 
 The paper configuration matches the reference U-GAT-IT measurement in DESIGN.md (light generator, 64
 base channels, 4+4 blocks, the full two-scale discriminators, batch 1, 256x256, all four networks):
@@ -38,6 +39,14 @@ CONFIGS = {
         crop_size=128, load_size=128, encoder="efficientnet_lite0", in_channels=1, base_channels=32,
         num_blocks=2, num_groups=8, batch_size=16, paired_weight=1.0, paired_loss="ab-huber", adv_weight=0.0,
         cycle_weight=0.0, content_weight=0.0, cam_weight=0.0, pretrained_encoder=False,
+    ),
+    # The same generator as the default models since v0.6 train it: 484 ab bins scored on every second
+    # pixel each way (--paired-loss ab-bins --bins-stride 2), with the weight average of the recipe.
+    "lite0-bins": dict(
+        crop_size=128, load_size=128, encoder="efficientnet_lite0", in_channels=1, base_channels=32,
+        num_blocks=2, num_groups=8, batch_size=16, paired_weight=1.0, paired_loss="ab-bins", bins_stride=2,
+        rebalance=0.0, rebalance_images=4, ema=0.998, adv_weight=0.0, cycle_weight=0.0, content_weight=0.0,
+        cam_weight=0.0, pretrained_encoder=False,
     ),
 }
 REFERENCE = {"paper": {"seconds": 22.9, "peak_gb": 9.8, "g_forward_s": 0.74}}
@@ -113,6 +122,9 @@ def main() -> None:
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast")
     parser.add_argument("--amp-too", action="store_true", help="run each configuration without and with --amp")
     parser.add_argument("--channels-last", action="store_true", help="channels-last memory format")
+    parser.add_argument(
+        "--channels-last-too", action="store_true", help="run each configuration contiguous and channels-last"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -120,12 +132,14 @@ def main() -> None:
         return
     print("| config | batch x size | amp | channels-last | median s/iter | images/s | peak RSS GB | GFLOP/iter | G forward s | vs reference (time, memory, G forward) |")
     print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
-    runs = [(name, amp) for name in args.config or sorted(CONFIGS) for amp in ((False, True) if args.amp_too else (args.amp,))]
-    for name, amp in runs:
+    amps = (False, True) if args.amp_too else (args.amp,)
+    layouts = (False, True) if args.channels_last_too else (args.channels_last,)
+    runs = [(name, amp, last) for name in args.config or sorted(CONFIGS) for last in layouts for amp in amps]
+    for name, amp, last in runs:
         cmd = [sys.executable, __file__, "--child", name, "--iters", str(args.iters), "--threads", str(args.threads)]
         if amp:
             cmd.append("--amp")
-        if args.channels_last:
+        if last:
             cmd.append("--channels-last")
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
         r = json.loads(out)

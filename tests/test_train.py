@@ -444,6 +444,33 @@ def test_distill_loss_is_the_kl_divergence_from_the_teachers_distribution() -> N
         distill_loss(logits[:, :100], teacher)
 
 
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        lambda s, y, t: paired_loss(s, y, "ab-bins"),
+        lambda s, y, t: paired_loss(s, y, "ab-bins", soft_sigma=5.0),
+        lambda s, y, t: distill_loss(s, t),
+    ],
+    ids=["cross-entropy", "soft-targets", "distill"],
+)
+def test_bin_losses_of_channels_last_scores_match_the_contiguous_ones(loss: Any) -> None:
+    # A channels-last generator's scores take the row-wise path (no layout copy); same values, same gradient.
+    torch.manual_seed(0)
+    y = torch.rand(2, 3, 6, 10) * 2 - 1
+    scores = 3 * torch.randn(2, 484, 6, 10)
+    teacher = torch.softmax(torch.randn(2, 484, 6, 10), dim=1)
+    results = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        s = scores.clone().contiguous(memory_format=layout).requires_grad_(True)
+        value = loss(s, y, teacher)
+        value.backward()
+        results.append((float(value), s.grad))
+    assert not results[0][1].is_contiguous(memory_format=torch.channels_last)
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-6)
+    assert results[0][0] > 0.5
+    assert torch.allclose(results[0][1], results[1][1], rtol=1e-5, atol=1e-9)
+
 BINS_RUN: dict[str, Any] = dict(
     paired_loss="ab-bins", paired_weight=1.0, adv_weight=0.0, cycle_weight=0.0, content_weight=0.0, cam_weight=0.0
 )

@@ -189,11 +189,11 @@ def paired_loss(
         truth = rgb_to_lab(((original.float() + 1) / 2).clamp(0, 1))[:, 1:]
         if soft_sigma > 0:
             index, weight = soft_bin_targets(truth, soft_sigma)
-            log_p = F.log_softmax(colorized.float(), dim=1).gather(1, index)
+            log_p = bin_log_softmax(colorized.float()).gather(1, index)
             error = -(weight * log_p).sum(dim=1, keepdim=True)
         else:
             target = ab_bin_index(truth, AB_BIN_SIZE, AB_LIMIT)
-            error = F.cross_entropy(colorized.float(), target, reduction="none").unsqueeze(1)
+            error = bin_cross_entropy(colorized.float(), target)
         loss = _weighted_mean(error, pixel_weights)
         if mean_weight > 0 or decibel_weight > 0:
             mean = ab_from_bin_logits(colorized.float(), ab_bin_centers(AB_BIN_SIZE, AB_LIMIT), 1.0)
@@ -280,8 +280,35 @@ def distill_loss(logits: torch.Tensor, teacher_probs: torch.Tensor) -> torch.Ten
     if logits.shape != teacher_probs.shape:
         raise ValueError(f"student scores {tuple(logits.shape)} and teacher distribution {tuple(teacher_probs.shape)} differ in shape")
     p = teacher_probs.float()
-    log_q = torch.log_softmax(logits.float(), dim=1)
+    log_q = bin_log_softmax(logits.float())
     return (p * (p.clamp_min(1e-12).log() - log_q)).sum(dim=1).mean()
+
+
+def _bins_innermost(scores: torch.Tensor) -> bool:
+    """Whether the bins of (N, B, H, W) scores lie next to each other in memory (channels-last), so
+    each pixel's scores form one contiguous row."""
+    return scores.is_contiguous(memory_format=torch.channels_last) and not scores.is_contiguous()
+
+
+def bin_log_softmax(scores: torch.Tensor) -> torch.Tensor:
+    """``log_softmax`` of (N, B, H, W) bin scores over the bins (dim 1), in the scores' own memory layout.
+
+    On channels-last scores (a channels-last generator's output) it runs over each pixel's contiguous row
+    of bins instead of across strided memory, which PyTorch's CPU kernel would first copy to the other
+    layout; the values are the same."""
+    if _bins_innermost(scores):
+        return F.log_softmax(scores.permute(0, 2, 3, 1), dim=-1).permute(0, 3, 1, 2)
+    return F.log_softmax(scores, dim=1)
+
+
+def bin_cross_entropy(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-pixel cross-entropy (N, 1, H, W) of (N, B, H, W) bin scores against bin indices (N, H, W),
+    without a change of memory layout for channels-last scores (see :func:`bin_log_softmax`)."""
+    if _bins_innermost(scores):
+        n, bins, h, w = scores.shape
+        rows = scores.permute(0, 2, 3, 1).reshape(-1, bins)  # a view: channels-last memory is (N, H, W, B)
+        return F.cross_entropy(rows, target.reshape(-1), reduction="none").view(n, 1, h, w)
+    return F.cross_entropy(scores, target, reduction="none").unsqueeze(1)
 
 
 def _weighted_mean(error: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
