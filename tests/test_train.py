@@ -1326,6 +1326,21 @@ def test_lite0_run_keeps_the_encoders_imagenet_statistics_and_trains_at_batch_1(
         assert torch.equal(m.running_mean, mean) and torch.equal(m.running_var, var)
 
 
+
+def test_channels_last_bins_run_takes_the_same_steps_as_a_contiguous_one(data_dir: Path, tmp_path: Path) -> None:
+    # The recipe trains channels-last: its strided bin scores come out channels-last and take the row-wise
+    # loss (bin_cross_entropy); the steps must be the contiguous run's, to float rounding.
+    logs, weights = [], []
+    for name, last in (("contiguous", False), ("last", True)):
+        settings = dict(steps=3, batch_size=2, bins_stride=2, channels_last=last, **BINS_RUN)
+        trainer = Trainer(_config(data_dir, tmp_path / name, **settings), progress=False)
+        trainer.train()
+        logs.append([r["g_paired"] for r in _read_log(tmp_path / name)])
+        weights.append({k: v.detach().clone() for k, v in trainer.G_g.state_dict().items()})
+    assert len(logs[0]) == 3 and logs[0] == pytest.approx(logs[1], rel=1e-4)
+    for key, value in weights[0].items():
+        assert torch.allclose(value, weights[1][key], rtol=1e-3, atol=1e-5), key
+
 def test_lite0_bins_run_from_an_ab_model_starts_at_its_colours_and_scores_strided_pixels(
     data_dir: Path, tmp_path: Path
 ) -> None:
