@@ -1825,21 +1825,20 @@ def test_coupled_weight_decay_moves_each_weight_by_about_the_learning_rate(data_
     assert checked > 100
 
 
-def test_resumed_run_applies_its_own_weight_decay(data_dir: Path, tmp_path: Path) -> None:
+def test_resumed_run_applies_its_own_weight_decay_and_betas(data_dir: Path, tmp_path: Path) -> None:
     Trainer(_config(data_dir, tmp_path / "run", steps=2, checkpoint_every=2), progress=False).train()
     lr, decay = 1e-3, 0.5
-    resumed = Trainer(
-        _config(data_dir, tmp_path / "run", steps=4, lr=lr, weight_decay=decay, decoupled_weight_decay=True),
-        resume=True,
-        progress=False,
-    )
+    settings = dict(steps=4, lr=lr, weight_decay=decay, decoupled_weight_decay=True, beta1=0.8)
+    resumed = Trainer(_config(data_dir, tmp_path / "run", **settings), resume=True, progress=False)
     assert resumed.step == 2
+    for opt in (resumed.opt_g, resumed.opt_d):
+        assert all(group["betas"] == (0.8, 0.999) for group in opt.param_groups)  # the checkpoint's were 0.5
     resumed._set_learning_rate()
     group_lr = resumed.opt_g.param_groups[0]["lr"]
     moved = _step_with_zero_gradients(resumed)
     # Zero gradients with the checkpoint's Adam moments still move the weights; the decay is the part of the
     # move proportional to each weight, measured against the same step without decay.
-    plain = Trainer(_config(data_dir, tmp_path / "run", steps=4, lr=lr), resume=True, progress=False)
+    plain = Trainer(_config(data_dir, tmp_path / "run", steps=4, lr=lr, beta1=0.8), resume=True, progress=False)
     plain._set_learning_rate()
     without = _step_with_zero_gradients(plain)
     for key, (before, after) in moved.items():

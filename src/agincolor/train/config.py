@@ -108,7 +108,7 @@ class TrainConfig:
     ``weight_decay`` applies to every trained parameter, as an L2 term added to the gradient before Adam
     normalises it, so a weight whose gradient is tiny is pulled to zero at about the full learning rate;
     ``decoupled_weight_decay`` instead shrinks each weight by ``lr * weight_decay`` of itself every step,
-    outside the normalisation (AdamW). A resumed run uses its own decay settings, not the checkpoint's.
+    outside the normalisation (AdamW). A resumed run uses its own decay and betas, not the checkpoint's.
     ``snapshot_every`` (seconds of training) also exports G_g as a Colorizer folder
     ``snapshots/<seconds>s-step<step>`` that often, for a learning curve against time.
     ``ema`` > 0 keeps an exponential moving average of G_g's weights with that decay per step (0.999

@@ -518,9 +518,10 @@ class Trainer:
             net.load_state_dict(state["networks"][name])
         for name, opt in self._optimizers().items():
             opt.load_state_dict(state["optimizers"][name])
-            # load_state_dict brings back the checkpoint's hyperparameters; the decay is this run's, as the
-            # learning rate is (set every step from the config).
+            # load_state_dict brings back the checkpoint's hyperparameters; the betas and the decay are this
+            # run's, as the learning rate is (set every step from the config).
             for group in opt.param_groups:
+                group["betas"] = (self.config.beta1, self.config.beta2)
                 group["weight_decay"] = self.config.weight_decay
                 group["decoupled_weight_decay"] = self.config.decoupled_weight_decay
         if self.config.ema > 0:
