@@ -724,6 +724,11 @@ class Trainer:
             sources=dataset.sources,
             source_power=self.config.source_power,
         )
+        # Starting an iterator draws its workers' base seed from the generator given here, or else from the
+        # global RNG, which the training step also draws from (the ab-bins stride offsets): a resumed run,
+        # whose loaders start after the checkpoint's RNG state is restored, would then take other draws than
+        # the uninterrupted run. The photos' own augmentation is seeded per item by the sampler.
+        seeds = torch.Generator().manual_seed((self.config.seed * 1_000_003 + stream) * 4099 + self.world.rank)
         loader = DataLoader(
             dataset,
             batch_sampler=sampler,
@@ -732,6 +737,7 @@ class Trainer:
             pin_memory=self.device.type == "cuda",
             persistent_workers=False,
             prefetch_factor=4 if self.config.workers > 0 else None,
+            generator=seeds,
         )
         return iter(loader)
 
