@@ -465,7 +465,7 @@ def test_bin_losses_of_channels_last_scores_match_the_contiguous_ones(loss: Any)
         s = scores.clone().contiguous(memory_format=layout).requires_grad_(True)
         value = loss(s, y, teacher)
         value.backward()
-        results.append((float(value), s.grad))
+        results.append((float(value.detach()), s.grad))
     assert not results[0][1].is_contiguous(memory_format=torch.channels_last)
     assert results[0][0] == pytest.approx(results[1][0], rel=1e-6)
     assert results[0][0] > 0.5
@@ -639,6 +639,21 @@ class _SimulatedCrash(Exception):
     pass
 
 
+def _crash_after_checkpoint(trainer: Trainer, step: int) -> None:
+    """Run ``trainer`` until its checkpoint at ``step`` is written, then stop it as a crash would."""
+    save = trainer.save_checkpoint
+
+    def save_then_crash() -> Path | None:
+        path = save()
+        if trainer.step == step:
+            raise _SimulatedCrash
+        return path
+
+    trainer.save_checkpoint = save_then_crash  # type: ignore[method-assign]
+    with pytest.raises(_SimulatedCrash):
+        trainer.train()
+
+
 @pytest.mark.parametrize(
     "extra",
     [{}, {"batch_size": 2, "cut_mix": 1.0}, {"batch_size": 2, "bins_stride": 2, **BINS_RUN}],
@@ -652,18 +667,7 @@ def test_resumed_run_reproduces_the_uninterrupted_run_exactly(data_dir: Path, tm
     run_a.train()
 
     # Run B is killed right after its step-3 checkpoint is written, then resumed by a new Trainer.
-    crashing = Trainer(_config(data_dir, tmp_path / "b", **settings), progress=False)
-    save = crashing.save_checkpoint
-
-    def save_then_crash() -> Path | None:
-        path = save()
-        if crashing.step == 3:
-            raise _SimulatedCrash
-        return path
-
-    crashing.save_checkpoint = save_then_crash  # type: ignore[method-assign]
-    with pytest.raises(_SimulatedCrash):
-        crashing.train()
+    _crash_after_checkpoint(Trainer(_config(data_dir, tmp_path / "b", **settings), progress=False), 3)
     assert not (tmp_path / "b" / "colorizer").exists()
 
     resumed = Trainer(_config(data_dir, tmp_path / "b", **settings), resume=True, progress=False)
@@ -1353,18 +1357,7 @@ def test_contiguous_checkpoint_resumes_channels_last_and_continues_its_steps(dat
     settings = dict(steps=4, checkpoint_every=2, batch_size=2, bins_stride=2, **BINS_RUN)
     Trainer(_config(data_dir, tmp_path / "whole", **settings), progress=False).train()
 
-    crashing = Trainer(_config(data_dir, tmp_path / "run", **settings), progress=False)
-    save = crashing.save_checkpoint
-
-    def save_then_crash() -> Path | None:
-        path = save()
-        if crashing.step == 2:
-            raise _SimulatedCrash
-        return path
-
-    crashing.save_checkpoint = save_then_crash  # type: ignore[method-assign]
-    with pytest.raises(_SimulatedCrash):
-        crashing.train()
+    _crash_after_checkpoint(Trainer(_config(data_dir, tmp_path / "run", **settings), progress=False), 2)
     resumed = Trainer(_config(data_dir, tmp_path / "run", channels_last=True, **settings), resume=True, progress=False)
     assert resumed.step == 2
     resumed.train()
