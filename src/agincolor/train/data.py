@@ -98,6 +98,12 @@ def mix_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
     return _seeded(((seed * 1_000_003 + step) * 4099 + rank) * 31 + 17)
 
 
+def loader_generator(seed: int, stream: int, rank: int = 0) -> torch.Generator:
+    """The generator a data loader of sampler ``stream`` draws its workers' base seed from, on process ``rank``:
+    given to the loader so that starting it leaves the global RNG (restored on resume) untouched."""
+    return _seeded(((seed * 1_000_003 + stream) * 4099 + rank) * 37 + 29)
+
+
 def cut_mix(
     color: torch.Tensor, probability: float, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -38,6 +38,7 @@ from .data import (
     cut_mix,
     jitter_sharpness,
     jitter_tone,
+    loader_generator,
     mix_generator,
     tone_generator,
 )
@@ -728,7 +729,7 @@ class Trainer:
         # global RNG, which the training step also draws from (the ab-bins stride offsets): a resumed run,
         # whose loaders start after the checkpoint's RNG state is restored, would then take other draws than
         # the uninterrupted run. The photos' own augmentation is seeded per item by the sampler.
-        seeds = torch.Generator().manual_seed((self.config.seed * 1_000_003 + stream) * 4099 + self.world.rank)
+        seeds = loader_generator(self.config.seed, stream, self.world.rank)
         loader = DataLoader(
             dataset,
             batch_sampler=sampler,
