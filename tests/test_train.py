@@ -1336,7 +1336,6 @@ def test_lite0_run_keeps_the_encoders_imagenet_statistics_and_trains_at_batch_1(
         assert torch.equal(m.running_mean, mean) and torch.equal(m.running_var, var)
 
 
-
 def test_channels_last_bins_run_takes_the_same_steps_as_a_contiguous_one(data_dir: Path, tmp_path: Path) -> None:
     # The recipe trains channels-last: its strided bin scores come out channels-last and take the row-wise
     # loss (bin_cross_entropy); the steps must be the contiguous run's, to float rounding.
@@ -1350,6 +1349,7 @@ def test_channels_last_bins_run_takes_the_same_steps_as_a_contiguous_one(data_di
     assert len(logs[0]) == 3 and logs[0] == pytest.approx(logs[1], rel=1e-4)
     for key, value in weights[0].items():
         assert torch.allclose(value, weights[1][key], rtol=1e-3, atol=1e-5), key
+
 
 def test_contiguous_checkpoint_resumes_channels_last_and_continues_its_steps(data_dir: Path, tmp_path: Path) -> None:
     # Checkpoints of the runs before the recipe went channels-last are contiguous. Resumed with channels_last,
