@@ -1825,8 +1825,14 @@ def _step_with_zero_gradients(trainer: Trainer) -> dict[str, tuple[torch.Tensor,
     before = {k: p.detach().clone() for k, p in trainer.G_g.named_parameters()}
     for p in trainer.G_g.parameters():
         p.grad = torch.zeros_like(p)
+    trainer._decay_weights(trainer.opt_g)
     trainer.opt_g.step()
     return {k: (before[k], p.detach()) for k, p in trainer.G_g.named_parameters()}
+
+
+def _per_channel(parameter: torch.Tensor) -> bool:
+    """A bias, a normalisation scale or shift, a rho: at most one dimension longer than 1."""
+    return sum(n > 1 for n in parameter.shape) <= 1
 
 
 def test_decoupled_weight_decay_shrinks_each_weight_by_lr_times_decay(data_dir: Path, tmp_path: Path) -> None:
@@ -1835,8 +1841,13 @@ def test_decoupled_weight_decay_shrinks_each_weight_by_lr_times_decay(data_dir: 
         _config(data_dir, tmp_path / "w", lr=lr, weight_decay=decay, decoupled_weight_decay=True), progress=False
     )
     moved = _step_with_zero_gradients(trainer)
+    kept = [k for k, (before, _) in moved.items() if _per_channel(before)]
+    # Biases, normalisation scales and shifts and every rho are left alone; the paper generator has them all.
+    assert any(k.endswith(".rho") for k in kept) and any(k.endswith(".bias") for k in kept)
+    assert any(k.endswith(".gamma") for k in kept)
     for key, (before, after) in moved.items():
-        assert torch.allclose(after, before * (1 - lr * decay), rtol=0, atol=1e-7), key
+        expected = before if key in kept else before * (1 - lr * decay)
+        assert torch.allclose(after, expected, rtol=0, atol=1e-7), key
 
 
 def test_coupled_weight_decay_moves_each_weight_by_about_the_learning_rate(data_dir: Path, tmp_path: Path) -> None:
@@ -1847,11 +1858,44 @@ def test_coupled_weight_decay_moves_each_weight_by_about_the_learning_rate(data_
     moved = _step_with_zero_gradients(trainer)
     checked = 0
     for key, (before, after) in moved.items():
+        if _per_channel(before):
+            assert torch.equal(after, before), key
+            continue
         big = before.abs() > 1e-3
         step = (before - after)[big]
         assert torch.allclose(step, lr * before[big].sign(), rtol=1e-3, atol=1e-7), key
         checked += int(big.sum())
     assert checked > 100
+
+
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_weight_decay_all_decays_every_parameter_as_torch_adam_and_adamw_do(
+    data_dir: Path, tmp_path: Path, decoupled: bool
+) -> None:
+    lr, decay = 1e-3, 0.5
+    settings = dict(lr=lr, weight_decay=decay, decoupled_weight_decay=decoupled, weight_decay_all=True)
+    trainer = Trainer(_config(data_dir, tmp_path / "w", **settings), progress=False)
+    params = list(trainer.G_g.parameters())
+    gradients = torch.Generator().manual_seed(0)
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=gradients)
+
+    def torch_step(weight_decay: float) -> list[torch.Tensor]:
+        copies = [p.detach().clone().requires_grad_(True) for p in params]
+        for c, p in zip(copies, params):
+            c.grad = p.grad.clone()
+        optimizer = torch.optim.AdamW if decoupled else torch.optim.Adam
+        betas = (trainer.config.beta1, trainer.config.beta2)
+        optimizer(copies, lr=lr, betas=betas, weight_decay=weight_decay).step()
+        return [c.detach() for c in copies]
+
+    decayed, undecayed = torch_step(decay), torch_step(0.0)
+    trainer._decay_weights(trainer.opt_g)
+    trainer.opt_g.step()
+    for p, expected in zip(params, decayed):
+        assert torch.allclose(p.detach(), expected, rtol=0, atol=1e-6)
+    # The per-channel parameters moved as decayed ones, not as they would without decay.
+    assert any(_per_channel(p) and not torch.allclose(p.detach(), u, rtol=0, atol=1e-6) for p, u in zip(params, undecayed))
 
 
 def test_resumed_run_applies_its_own_weight_decay_and_betas(data_dir: Path, tmp_path: Path) -> None:
@@ -1871,11 +1915,13 @@ def test_resumed_run_applies_its_own_weight_decay_and_betas(data_dir: Path, tmp_
     plain._set_learning_rate()
     without = _step_with_zero_gradients(plain)
     for key, (before, after) in moved.items():
-        expected = without[key][1] - group_lr * decay * before
+        expected = without[key][1] - (0 if _per_channel(before) else group_lr * decay * before)
         assert torch.allclose(after, expected, rtol=0, atol=1e-6), key
 
 
-@pytest.mark.parametrize("bad", [dict(decoupled_weight_decay=True), dict(decoupled_weight_decay=1, weight_decay=0.1)])
-def test_config_refuses_decoupled_weight_decay_without_decay_or_as_a_non_bool(bad: dict) -> None:
-    with pytest.raises(ValueError, match="decoupled_weight_decay"):
-        TrainConfig(data="x", **bad)
+@pytest.mark.parametrize("name", ["decoupled_weight_decay", "weight_decay_all"])
+@pytest.mark.parametrize("bad", [dict(value=True), dict(value=1, weight_decay=0.1)])
+def test_config_refuses_a_weight_decay_switch_without_decay_or_as_a_non_bool(name: str, bad: dict) -> None:
+    settings = {k: v for k, v in bad.items() if k != "value"}
+    with pytest.raises(ValueError, match=name):
+        TrainConfig(data="x", **{name: bad["value"]}, **settings)

@@ -105,10 +105,14 @@ class TrainConfig:
     ``warmup_steps`` n > 0 ramps the learning rate linearly over the first n steps (step k at (k + 1) / n of
     it): a run warm-started from trained weights starts Adam with empty moment estimates, whose first
     updates move every weight by about the full learning rate whatever its gradient's size.
-    ``weight_decay`` applies to every trained parameter, as an L2 term added to the gradient before Adam
-    normalises it, so a weight whose gradient is tiny is pulled to zero at about the full learning rate;
-    ``decoupled_weight_decay`` instead shrinks each weight by ``lr * weight_decay`` of itself every step,
-    outside the normalisation (AdamW). A resumed run uses its own decay and betas, not the checkpoint's.
+    ``weight_decay`` applies to the weights of convolutions and linear layers, as an L2 term added to the
+    gradient before Adam normalises it, so a weight whose gradient is tiny is pulled to zero at about the
+    full learning rate; ``decoupled_weight_decay`` instead shrinks each weight by ``lr * weight_decay`` of
+    itself every step, outside the normalisation (AdamW). Parameters with one value per channel (biases,
+    the scales and shifts of normalisation layers, AGIN's and GroupInstanceNorm's rho) are left alone:
+    decay would pull rho towards 0, and with it the mix of group and instance statistics towards instance
+    norm. ``weight_decay_all`` decays them too (every trained parameter, as ``weight_decay`` did before).
+    A resumed run uses its own decay and betas, not the checkpoint's.
     ``snapshot_every`` (seconds of training) also exports G_g as a Colorizer folder
     ``snapshots/<seconds>s-step<step>`` that often, for a learning curve against time.
     ``ema`` > 0 keeps an exponential moving average of G_g's weights with that decay per step (0.999
@@ -137,6 +141,7 @@ class TrainConfig:
     beta2: float = 0.999
     weight_decay: float = 0.0
     decoupled_weight_decay: bool = False
+    weight_decay_all: bool = False
     ema: float = 0.0
     adv_weight: float = 1.0
     cycle_weight: float = 9.0
@@ -241,10 +246,11 @@ class TrainConfig:
         for name in ("adv_weight", "cycle_weight", "content_weight", "cam_weight", "paired_weight", "weight_decay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not isinstance(self.decoupled_weight_decay, bool):
-            raise ValueError(f"decoupled_weight_decay must be true or false, got {self.decoupled_weight_decay!r}")
-        if self.decoupled_weight_decay and not self.weight_decay > 0:
-            raise ValueError("decoupled_weight_decay changes how weight_decay is applied; it needs weight_decay > 0")
+        for name, change in (("decoupled_weight_decay", "how"), ("weight_decay_all", "where")):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+            if getattr(self, name) and not self.weight_decay > 0:
+                raise ValueError(f"{name} changes {change} weight_decay is applied; it needs weight_decay > 0")
         bad = [p for p in self.pooling if p not in POOLINGS]
         if bad or not self.pooling:
             raise ValueError(f"pooling must be a non-empty tuple of {POOLINGS}, got {self.pooling}")

@@ -162,6 +162,12 @@ def _params(*modules: nn.Module | None) -> list[nn.Parameter]:
     return [p for m in modules if m is not None for p in m.parameters() if p.requires_grad]
 
 
+def _is_weight(p: nn.Parameter) -> bool:
+    """A convolution's or linear layer's weight (more than one dimension longer than 1), which weight decay
+    applies to, rather than one value per channel: a bias, a normalisation layer's scale or shift, a rho."""
+    return sum(n > 1 for n in p.shape) > 1
+
+
 class Trainer:
     """Trains G_g (gray to colour), G_c (colour to gray), D_c and D_g with the objective of eq. 9.
 
@@ -217,9 +223,9 @@ class Trainer:
         betas = (config.beta1, config.beta2)
         # The fused kernel updates all parameters in one pass (CPU and CUDA), instead of a dozen
         # elementwise passes over 100M+ parameters in the paper configuration.
-        adam = dict(lr=config.lr, betas=betas, weight_decay=config.weight_decay)
-        # AdamW is Adam with the decay taken out of the normalised update (decoupled_weight_decay).
-        optimizer = torch.optim.AdamW if config.decoupled_weight_decay else torch.optim.Adam
+        adam = dict(lr=config.lr, betas=betas)
+        optimizer = torch.optim.Adam  # the weight decay is applied before each step, by _decay_weights
+        self.decayed = {id(p) for p in self.g_params + self.d_params if config.weight_decay_all or _is_weight(p)}
         fused = {"fused": True} if self.device.type in ("cpu", "cuda") else {}
         # A pretrained encoder learns more slowly than the fresh layers around it (its own group and rate).
         g_groups: list[dict[str, Any]] = [{"params": self.g_params, "base_lr": config.lr}]
@@ -519,12 +525,13 @@ class Trainer:
             net.load_state_dict(state["networks"][name])
         for name, opt in self._optimizers().items():
             opt.load_state_dict(state["optimizers"][name])
-            # load_state_dict brings back the checkpoint's hyperparameters; the betas and the decay are this
-            # run's, as the learning rate is (set every step from the config).
+            # load_state_dict brings back the checkpoint's hyperparameters; the betas are this run's, as the
+            # learning rate is (set every step from the config), and so is the decay, which _decay_weights
+            # applies (older checkpoints left it to Adam itself).
             for group in opt.param_groups:
                 group["betas"] = (self.config.beta1, self.config.beta2)
-                group["weight_decay"] = self.config.weight_decay
-                group["decoupled_weight_decay"] = self.config.decoupled_weight_decay
+                group["weight_decay"] = 0.0
+                group["decoupled_weight_decay"] = False
         if self.config.ema > 0:
             # A checkpoint of a run without the average starts it at the weights it resumes from.
             self.G_ema = self._average_of(self.G_g)
@@ -663,6 +670,7 @@ class Trainer:
             + cfg.distill_weight * terms.get("g_distill", 0.0)
         )
         self.world.average_gradients(self.g_params)
+        self._decay_weights(self.opt_g)
         self.opt_g.step()
         clip_rho_(G_g)
         if G_c is not None:
@@ -684,9 +692,27 @@ class Trainer:
                 loss.backward()
                 d_total += float(loss.detach())
             self.world.average_gradients(self.d_params)
+            self._decay_weights(self.opt_d)
             self.opt_d.step()
         terms["d_total"] = d_total
         return terms
+
+    @torch.no_grad()
+    def _decay_weights(self, opt: torch.optim.Optimizer) -> None:
+        """``weight_decay`` on the parameters it applies to, just before ``opt``'s Adam step: added to the
+        gradient as Adam's own ``weight_decay`` does (L2), or shrinking each weight by its group's learning
+        rate times the decay, as AdamW does first thing (``decoupled_weight_decay``)."""
+        decay = self.config.weight_decay
+        if not decay:
+            return
+        for group in opt.param_groups:
+            for p in group["params"]:
+                if p.grad is None or id(p) not in self.decayed:
+                    continue
+                if self.config.decoupled_weight_decay:
+                    p.mul_(1 - group["lr"] * decay)
+                else:
+                    p.grad.add_(p, alpha=decay)
 
     @staticmethod
     def _discriminator_loss(D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
