@@ -27,7 +27,14 @@ from agincolor import AGIN, Colorizer, GroupInstanceNorm
 from agincolor.color import ab_bin_centers, ab_bin_index, ab_from_bin_logits, lab_to_rgb, rgb_to_lab
 from agincolor.generator import AB_SCALE
 from agincolor.train import CHECKPOINT_NAME, TrainConfig, Trainer, export_generator, to_gray
-from agincolor.train.losses import ChromaRebalance, decibel_error, distill_loss, paired_loss, soft_bin_targets
+from agincolor.train.losses import (
+    ChromaRebalance,
+    adversarial_loss,
+    decibel_error,
+    distill_loss,
+    paired_loss,
+    soft_bin_targets,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
@@ -527,6 +534,43 @@ def test_fresh_ab_bins_run_starts_its_output_layer_at_the_colour_prior(data_dir:
     y = _batch(trainer, range(len(trainer.color_data)))
     with torch.no_grad():  # better than uniform scores
         assert float(paired_loss(trainer.G_g(to_gray(y)).image, y, "ab-bins")) < 0.8 * math.log(484)
+
+
+@pytest.mark.parametrize("paired", ["ab-bins", "ab-huber"])
+def test_colour_head_run_trains_against_d_c_on_the_photo_its_head_shows(
+    data_dir: Path, tmp_path: Path, paired: str
+) -> None:
+    # The paper's adversarial and CAM terms with a colour head: D_c judges the head's ab on the photo's own
+    # lightness, and that photo carries the adversarial gradient back to the head.
+    config = _config(
+        data_dir, tmp_path / "adv", steps=2, batch_size=2, paired_loss=paired, paired_weight=1.0, adv_weight=1.0,
+        cycle_weight=0.0, content_weight=0.0, cam_weight=999.0, sample_every=2,
+    )  # fmt: skip
+    trainer = Trainer(config, progress=False)
+    assert trainer.D_c is not None and trainer.G_c is None
+    y = _batch(trainer, range(2))
+    truth = rgb_to_lab((y + 1) / 2)
+    if paired == "ab-bins":  # scores all on each pixel's true bin: its centre, within half a bin's diagonal
+        exact = torch.full((2, 484, *y.shape[-2:]), -20.0).scatter_(1, ab_bin_index(truth[:, 1:]).unsqueeze(1), 20.0)
+        off = 5 * math.sqrt(2) + 0.5
+    else:
+        exact, off = truth[:, 1:] / AB_SCALE, 0.5
+    shown = rgb_to_lab((trainer._shown_photo(exact, y) + 1) / 2)
+    assert float((shown[:, 0] - truth[:, 0]).abs().mean()) < 0.5  # the photo's own lightness
+    assert float((shown[:, 1:] - truth[:, 1:]).norm(dim=1).median()) < off  # the head's colour
+    output = trainer.G_g(to_gray(y)).image.detach().requires_grad_(True)
+    photo = trainer._shown_photo(output, y)
+    assert photo.shape == y.shape and -1 <= float(photo.detach().min()) <= float(photo.detach().max()) <= 1
+    adversarial_loss(trainer.D_c(photo)).backward()
+    assert output.grad is not None and float(output.grad.abs().sum()) > 0
+    d_before = [p.detach().clone() for p in trainer.D_c.parameters()]
+    terms = trainer.train_step(y)
+    assert terms["g_adv"] > 0 and terms["d_total"] > 0 and terms["g_cam"] > 0
+    assert any(not torch.equal(a, p) for a, p in zip(d_before, trainer.D_c.parameters()))
+    trainer.train()  # checkpoints D_c with G_g, samples and exports the colour head
+    assert Colorizer.from_pretrained(tmp_path / "adv" / "colorizer").generator.head_kind == (
+        "logits" if paired == "ab-bins" else "ab"
+    )
 
 
 def test_ab_bins_run_starts_from_an_image_models_body_and_exports_a_bins_colorizer(
@@ -1209,6 +1253,7 @@ def test_example_script_help_lists_every_config_field() -> None:
         (dict(bins_decibel_weight=0.1, paired_weight=1.0, paired_loss="chroma-l2"), "bins_decibel_weight"),
         (dict(bins_decibel_weight=-1.0), "bins_decibel_weight"),
         (dict(paired_loss="ab-bins", paired_weight=1.0, adv_weight=0.0, cycle_weight=0.0), "content_weight"),
+        (dict(paired_loss="ab-bins", paired_weight=1.0, cycle_weight=0.0, content_weight=0.0, bins_stride=2), "bins_stride"),
         (dict(distill_from=("teacher",)), "distill_from"),
         (dict(distill_from=("teacher",), paired_weight=1.0, paired_loss="chroma-l2"), "distill_from"),
         (dict(distill_flip=True), "distill_flip"),
@@ -1507,7 +1552,7 @@ def test_one_input_channel_with_a_term_that_needs_a_colour_input_is_refused_nami
         (dict(encoder_lr=0.0), "encoder_lr"),
         (dict(encoder_lr=-1e-4), "encoder_lr"),
         (dict(paired_loss="ab-huber", paired_weight=0.0), "paired_weight"),
-        (dict(paired_loss="ab-l2", paired_weight=1.0, adv_weight=1.0), "adv_weight"),
+        (dict(paired_loss="ab-l2", in_channels=3, cycle_weight=9.0), "not images.*cycle_weight 9.0"),
     ],
 )
 def test_invalid_encoder_options_raise_value_error_naming_the_field(overrides: dict[str, Any], field: str) -> None:

@@ -87,7 +87,10 @@ class TrainConfig:
     on the gray photo as it is: ``gray_jitter`` and ``gray_sharpness`` alter the student's input only, so
     the student learns to give the teachers' colours from a retoned or resharpened copy.
     With ``cycle_weight`` = 0 the reverse generator G_c and its discriminator D_g serve no term, so they
-    are not built (a pix2pix-like setting that trains three times faster). With ``adv_weight`` = 0 no
+    are not built (a pix2pix-like setting that trains three times faster). The colour heads of the
+    ab-bins and ab losses take ``adv_weight`` too: D_c then judges the photo such a head shows, its ab
+    (for ab-bins the annealed mean at the Colorizer's default temperature, ``bins_stride`` 1) on the
+    photo's own lightness, as the sample grids draw it; their eqs. 5 and 6 stay off. With ``adv_weight`` = 0 no
     discriminator is built at all: with the paired term this is plain supervised regression, one
     generator pass per step.
 
@@ -266,13 +269,18 @@ class TrainConfig:
         if self.paired_weight > 0 and self.gray_data:
             raise ValueError("paired_weight > 0 needs gray images made from the colour ones; drop gray_data")
         if self.generator_head in ("logits", "ab"):
-            others = [n for n in ("adv_weight", "cycle_weight", "content_weight") if getattr(self, n) > 0]
+            others = [n for n in ("cycle_weight", "content_weight") if getattr(self, n) > 0]
             if others or self.paired_weight == 0:
                 raise ValueError(
                     f"paired_loss {self.paired_loss!r} makes G_g predict "
                     f"{'colour bins' if self.generator_head == 'logits' else 'CIELAB ab'}, not images: it needs "
-                    f"paired_weight > 0 and adv_weight, cycle_weight and content_weight 0"
+                    f"paired_weight > 0 and cycle_weight and content_weight 0"
                     + (f" (got {', '.join(f'{n} {getattr(self, n)}' for n in others)})" if others else "")
+                )
+            if self.adv_weight > 0 and self.bins_stride > 1:
+                raise ValueError(
+                    f"adv_weight > 0 shows D_c whole photos, but bins_stride {self.bins_stride} makes G_g score "
+                    "every k-th pixel only: set bins_stride 1 for the adversarial term"
                 )
         ema = self.ema
         if isinstance(ema, bool) or not isinstance(ema, (int, float)) or not 0 <= ema < 1:

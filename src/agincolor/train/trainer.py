@@ -621,10 +621,9 @@ class Trainer:
                 continue
             with self._autocast():
                 ident = G(source)
-                branch = {
-                    "g_content": (cfg.content_weight, L.content_loss(ident.image, source)),
-                    "g_cam": (cfg.cam_weight, L.cam_target_loss(ident.cam_logits)),
-                }
+                branch = {"g_cam": (cfg.cam_weight, L.cam_target_loss(ident.cam_logits))}
+                if G is G_c or cfg.generator_head == "image":  # a colour head's output is no image to compare
+                    branch["g_content"] = (cfg.content_weight, L.content_loss(ident.image, source))
             backward(branch)
             del ident, branch
         # Translation branches: gray -> colour (adversarial on D_c, cycle back through G_c, paired L1) and,
@@ -638,9 +637,11 @@ class Trainer:
                 fake = G(source)
                 if strided:
                     target = self._strided_target(target, offset, fake.image.shape[-2:])
+                # The photo D judges: a colour head's ab on the photo's own lightness.
+                shown = self._shown_photo(fake.image, y) if G is G_g and D is not None else fake.image
                 branch = {"g_cam": (cfg.cam_weight, L.cam_source_loss(fake.cam_logits))}
                 if D is not None:
-                    branch["g_adv"] = (cfg.adv_weight, L.adversarial_loss(D(fake.image)))
+                    branch["g_adv"] = (cfg.adv_weight, L.adversarial_loss(D(shown)))
                 if reverse and F_ is not None:
                     branch["g_cycle"] = (cfg.cycle_weight, L.cycle_loss(F_(fake.image).image, source))
                 if self.paired and G is G_g:
@@ -659,8 +660,8 @@ class Trainer:
                         soft = self._teacher_probs(clean, offset if strided else None)
                         branch["g_distill"] = (cfg.distill_weight, L.distill_loss(fake.image, soft))
             backward(branch)
-            fakes.append(fake.image.detach())
-            del fake, branch
+            fakes.append(shown.detach())
+            del fake, shown, branch
         terms["g_total"] = (
             cfg.adv_weight * terms["g_adv"]
             + cfg.cycle_weight * terms["g_cycle"]
@@ -696,6 +697,20 @@ class Trainer:
             self.opt_d.step()
         terms["d_total"] = d_total
         return terms
+
+    def _shown_photo(self, output: torch.Tensor, color: torch.Tensor) -> torch.Tensor:
+        """The photo G_g's ``output`` shows, (N, 3, H, W) sRGB in [-1, 1]: for a colour head its ab (from
+        bin scores, their annealed mean at the Colorizer's default temperature) on the lightness of
+        ``color``, the photos it was made from; an image head's output as it is. Differentiable."""
+        head = self.config.generator_head
+        if head == "image":
+            return output
+        if head == "logits":
+            ab = ab_from_bin_logits(output.float(), ab_bin_centers(**self.config.ab_bins), DEFAULT_TEMPERATURE)
+        else:
+            ab = output.float() * AB_SCALE
+        lightness = rgb_to_lab(((color.float() + 1) / 2).clamp(0, 1))[:, :1]
+        return lab_to_rgb(torch.cat([lightness, ab], dim=1)) * 2 - 1
 
     @torch.no_grad()
     def _decay_weights(self, opt: torch.optim.Optimizer) -> None:
@@ -858,14 +873,7 @@ class Trainer:
         heat = heat / heat.amax(dim=(2, 3), keepdim=True).clamp_min(1e-8)
         heat = torch.nn.functional.interpolate(heat, size=color.shape[-2:], mode="bilinear", align_corners=False)
         heat = heat * 2 - 1
-        image = out.image.float()
-        if self.config.generator_head == "logits":  # scores over ab bins: their colour, on the photo's L
-            ab = ab_from_bin_logits(image, ab_bin_centers(**self.config.ab_bins), DEFAULT_TEMPERATURE)
-            lightness = rgb_to_lab((color.float() + 1) / 2)[:, :1]
-            image = lab_to_rgb(torch.cat([lightness, ab], dim=1)) * 2 - 1
-        elif self.config.generator_head == "ab":  # predicted ab on the photo's own L
-            lightness = rgb_to_lab((color.float() + 1) / 2)[:, :1]
-            image = lab_to_rgb(torch.cat([lightness, image * AB_SCALE], dim=1)) * 2 - 1
+        image = self._shown_photo(out.image.float(), color)
         rows = torch.stack([gray, image, color, heat.expand_as(color)], dim=1).flatten(0, 1)
         path = self.out / "samples" / f"step_{self.step:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
