@@ -573,6 +573,15 @@ def test_colour_head_run_trains_against_d_c_on_the_photo_its_head_shows(
     )
 
 
+def test_colour_head_run_with_a_colour_input_takes_eq_7_on_its_identity_branch(data_dir: Path, tmp_path: Path) -> None:
+    # Eq. 6 compares G_g(y) with y, which a head of bin scores cannot be compared with; eq. 7's half can.
+    config = _config(data_dir, tmp_path / "cam", steps=1, batch_size=2, **{**BINS_RUN, "cam_weight": 999.0})
+    trainer = Trainer(config, progress=False)
+    assert trainer.G_g.in_channels == 3 and trainer.D_c is None
+    terms = trainer.train_step(_batch(trainer, range(2)))
+    assert terms["g_cam"] > 0 and terms["g_content"] == 0 and math.isfinite(terms["g_total"])
+
+
 def test_ab_bins_run_starts_from_an_image_models_body_and_exports_a_bins_colorizer(
     data_dir: Path, tmp_path: Path
 ) -> None:
@@ -1253,7 +1262,8 @@ def test_example_script_help_lists_every_config_field() -> None:
         (dict(bins_decibel_weight=0.1, paired_weight=1.0, paired_loss="chroma-l2"), "bins_decibel_weight"),
         (dict(bins_decibel_weight=-1.0), "bins_decibel_weight"),
         (dict(paired_loss="ab-bins", paired_weight=1.0, adv_weight=0.0, cycle_weight=0.0), "content_weight"),
-        (dict(paired_loss="ab-bins", paired_weight=1.0, cycle_weight=0.0, content_weight=0.0, bins_stride=2), "bins_stride"),
+        (dict(paired_loss="ab-bins", paired_weight=1.0, cycle_weight=0.0, content_weight=0.0, bins_stride=2),
+         "bins_stride"),
         (dict(distill_from=("teacher",)), "distill_from"),
         (dict(distill_from=("teacher",), paired_weight=1.0, paired_loss="chroma-l2"), "distill_from"),
         (dict(distill_flip=True), "distill_flip"),
@@ -1940,7 +1950,8 @@ def test_weight_decay_all_decays_every_parameter_as_torch_adam_and_adamw_do(
     for p, expected in zip(params, decayed):
         assert torch.allclose(p.detach(), expected, rtol=0, atol=1e-6)
     # The per-channel parameters moved as decayed ones, not as they would without decay.
-    assert any(_per_channel(p) and not torch.allclose(p.detach(), u, rtol=0, atol=1e-6) for p, u in zip(params, undecayed))
+    moved_as_decayed = [not torch.allclose(p.detach(), u, rtol=0, atol=1e-6) for p, u in zip(params, undecayed)]
+    assert any(moved and _per_channel(p) for moved, p in zip(moved_as_decayed, params))
 
 
 def test_resumed_run_applies_its_own_weight_decay_and_betas(data_dir: Path, tmp_path: Path) -> None:
