@@ -43,12 +43,12 @@ _HELP = {
     "beta1": "Adam beta1 (paper: 0.5)",
     "beta2": "Adam beta2 (paper: 0.999)",
     "weight_decay": "Adam weight decay on the weights of convolutions and linear layers (an L2 term added to the "
-    "gradient, unless --decoupled-weight-decay); biases, normalisation scales and shifts and rho are left alone "
-    "unless --weight-decay-all",
+    "gradient, unless --decoupled-weight-decay); biases, normalisation scales and shifts, rho and CAM's one-output "
+    "classifier weights are left alone unless --weight-decay-all",
     "decoupled_weight_decay": "decay the weights directly, by lr times --weight-decay each step, outside Adam's "
     "normalisation (AdamW, Loshchilov and Hutter)",
     "weight_decay_all": "apply --weight-decay to every trained parameter, the per-channel ones (biases, "
-    "normalisation scales and shifts, rho) too",
+    "normalisation scales and shifts, rho, CAM's classifier weights) too",
     "ema": "decay of an exponential moving average of G_g's weights, updated every step (e.g. 0.999; 0 off); "
     "exports, snapshots and samples use the average",
     "adv_weight": "lambda_1, adversarial terms (eqs. 4, 8); 0 builds no discriminator (needs --paired-weight)",

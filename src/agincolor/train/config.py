@@ -112,7 +112,8 @@ class TrainConfig:
     gradient before Adam normalises it, so a weight whose gradient is tiny is pulled to zero at about the
     full learning rate; ``decoupled_weight_decay`` instead shrinks each weight by ``lr * weight_decay`` of
     itself every step, outside the normalisation (AdamW). Parameters with one value per channel (biases,
-    the scales and shifts of normalisation layers, AGIN's and GroupInstanceNorm's rho) are left alone:
+    the scales and shifts of normalisation layers, AGIN's and GroupInstanceNorm's rho, the (1, C) weights
+    of CAM attention's one-output classifiers) are left alone:
     decay would pull rho towards 0, and with it the mix of group and instance statistics towards instance
     norm. ``weight_decay_all`` decays them too (every trained parameter, as ``weight_decay`` did before).
     A resumed run uses its own decay and betas, not the checkpoint's.

@@ -164,7 +164,8 @@ def _params(*modules: nn.Module | None) -> list[nn.Parameter]:
 
 def _is_weight(p: nn.Parameter) -> bool:
     """A convolution's or linear layer's weight (more than one dimension longer than 1), which weight decay
-    applies to, rather than one value per channel: a bias, a normalisation layer's scale or shift, a rho."""
+    applies to, rather than one value per channel: a bias, a normalisation layer's scale or shift, a rho,
+    or the one-output linear layer of CAM attention (its weight, shaped (1, C), weighs each channel)."""
     return sum(n > 1 for n in p.shape) > 1
 
 
@@ -223,8 +224,7 @@ class Trainer:
         betas = (config.beta1, config.beta2)
         # The fused kernel updates all parameters in one pass (CPU and CUDA), instead of a dozen
         # elementwise passes over 100M+ parameters in the paper configuration.
-        adam = dict(lr=config.lr, betas=betas)
-        optimizer = torch.optim.Adam  # the weight decay is applied before each step, by _decay_weights
+        adam = dict(lr=config.lr, betas=betas)  # no weight_decay: _decay_weights applies it before each step
         self.decayed = {id(p) for p in self.g_params + self.d_params if config.weight_decay_all or _is_weight(p)}
         fused = {"fused": True} if self.device.type in ("cpu", "cuda") else {}
         # A pretrained encoder learns more slowly than the fresh layers around it (its own group and rate).
@@ -237,11 +237,11 @@ class Trainer:
                 {"params": list(self.G_g.encoder.parameters()), "base_lr": encoder_lr, "lr": encoder_lr},
             ]
         try:
-            self.opt_g = optimizer(g_groups, **adam, **fused)
-            self.opt_d = optimizer(self.d_params, **adam, **fused) if self.d_params else None
+            self.opt_g = torch.optim.Adam(g_groups, **adam, **fused)
+            self.opt_d = torch.optim.Adam(self.d_params, **adam, **fused) if self.d_params else None
         except (RuntimeError, TypeError):  # a torch or device without the fused kernel
-            self.opt_g = optimizer(g_groups, **adam)
-            self.opt_d = optimizer(self.d_params, **adam) if self.d_params else None
+            self.opt_g = torch.optim.Adam(g_groups, **adam)
+            self.opt_d = torch.optim.Adam(self.d_params, **adam) if self.d_params else None
         self.base_lr = config.lr
         self.step = 0
         self.skipped = 0
