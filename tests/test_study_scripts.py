@@ -1,4 +1,5 @@
 """scripts/widen_model.py (a wider finest decoder stage that computes what the original computes),
+scripts/deepen_encoder.py (the same model on the deeper EfficientNet-Lite1, computing the same colours),
 scripts/chroma_studies.py (post-processing studies of the decoded chroma) and scripts/refit_head.py (the
 output layer fitted outright to the body's features) and scripts/revive_style.py (a dead AGIN style path
 drawn anew at its old size)."""
@@ -28,6 +29,7 @@ def _script(name: str) -> ModuleType:
 
 
 widen_model = _script("widen_model")
+deepen_encoder = _script("deepen_encoder")
 chroma_studies = _script("chroma_studies")
 refit_head = _script("refit_head")
 
@@ -96,6 +98,44 @@ def test_widen_refuses_what_it_cannot_widen_exactly(tmp_path: Path, capsys: pyte
     with pytest.raises(SystemExit):
         widen_model.main([str(tmp_path / "m"), str(tmp_path / "taken")])
     assert "exists" in capsys.readouterr().err
+
+
+def test_deepened_model_colours_as_the_original_and_keeps_its_settings(tmp_path: Path) -> None:
+    model = _lite0_bins()
+    model.save_pretrained(tmp_path / "lite0")
+    assert deepen_encoder.main([str(tmp_path / "lite0"), str(tmp_path / "lite1")]) == 0
+    deep = Colorizer.from_pretrained(tmp_path / "lite1")
+    assert deep.generator.encoder_name == "efficientnet_lite1"
+    assert {k: v for k, v in deep.generator_config.items() if k != "encoder"} == {
+        k: v for k, v in model.generator_config.items() if k != "encoder"
+    }
+    assert (deep.temperature, deep.saturation, deep.working_size, deep.decoding) == (0.8, 0.9, 32, model.decoding)
+    x = torch.rand(2, 1, 40, 56) * 2 - 1
+    with torch.no_grad():
+        before, after = model.generator(x).image, deep.generator(x).image
+    assert before.abs().max() > 1
+    torch.testing.assert_close(before, after, rtol=0, atol=1e-5)
+    photo = (np.arange(48 * 64, dtype=np.float32).reshape(48, 64) % 97) / 97
+    assert np.array_equal(deep.colorize(photo), model.colorize(photo))
+    # Half-precision weights stay half precision (the bundled model's are float16).
+    half = deepen_encoder.deepen(Colorizer.from_pretrained(tmp_path / "lite0").to(torch.float16))
+    assert {p.dtype for p in half.generator.parameters()} == {torch.float16}
+
+
+def test_deepen_refuses_what_is_not_on_lite0_and_never_writes_over_a_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paper = Colorizer(generator=dict(base_channels=8, num_blocks=1, num_groups=4), working_size=32)
+    with pytest.raises(ValueError, match="efficientnet_lite0"):
+        deepen_encoder.deepen(paper)
+    _lite0_bins().save_pretrained(tmp_path / "m")
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "keep.txt").write_text("mine")
+    with pytest.raises(SystemExit):
+        deepen_encoder.main([str(tmp_path / "m"), str(taken)])
+    assert "exists" in capsys.readouterr().err
+    assert (taken / "keep.txt").read_text() == "mine" and len(list(taken.iterdir())) == 1
 
 
 def test_joint_bilateral_upsampling_puts_the_colour_edge_on_the_lightness_edge() -> None:

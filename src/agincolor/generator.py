@@ -183,7 +183,7 @@ class Generator(nn.Module):
             (group norm, ``num_groups`` groups) are our additions for colorization, where how bright or
             how textured a whole photo is can tell what it shows. Only "in" with a pretrained encoder.
         encoder (str, default "paper"): "paper" or a pretrained-capable encoder of
-            :data:`agincolor.encoders.ENCODERS` ("efficientnet_lite0").
+            :data:`agincolor.encoders.ENCODERS` ("efficientnet_lite0", "efficientnet_lite1").
         decoder_channels (sequence of 5 ints, default None): widths of the U-Net decoder stages at strides
             16, 8, 4, 2 and 1 for a pretrained encoder; None gives 3, 2, 1.5, 1 and 0.5 times base_channels.
             Not used by the paper's encoder.

@@ -89,8 +89,9 @@ _HELP = {
     "learn_rho": "learn rho (off: keep it fixed at its initial value, for the GN-only/IN-only ablations)",
     "encoder_norm": "generator encoder normalization: in (the paper's instance norm), bn (batch norm) or gn "
     "(group norm, --num-groups groups)",
-    "encoder": "generator encoder: paper (the paper's, from scratch) or efficientnet_lite0 (ImageNet-pretrained "
-    "EfficientNet-Lite0 under the paper's CAM and AGIN, with a U-Net decoder)",
+    "encoder": "generator encoder: paper (the paper's, from scratch), efficientnet_lite0 (ImageNet-pretrained "
+    "EfficientNet-Lite0 under the paper's CAM and AGIN, with a U-Net decoder) or efficientnet_lite1 (the same "
+    "on the deeper EfficientNet-Lite1; scripts/deepen_encoder.py grows a Lite0 model into one)",
     "pretrained_encoder": "start a pretrained-capable encoder from its ImageNet weights (off: from scratch)",
     "encoder_lr": "learning rate of a pretrained encoder (default: --lr / 10)",
     "in_channels": "G_g's gray input channels: 3 equal ones (the paper's X_g) or 1; 1 needs --content-weight 0 "

@@ -94,8 +94,8 @@ class TrainConfig:
     discriminator is built at all: with the paired term this is plain supervised regression, one
     generator pass per step.
 
-    Encoder: ``encoder`` "paper" (the paper's generator) or "efficientnet_lite0" (our pretrained-encoder
-    generator, see :class:`~agincolor.Generator`), which starts from its ImageNet weights unless
+    Encoder: ``encoder`` "paper" (the paper's generator), "efficientnet_lite0" or "efficientnet_lite1" (our
+    pretrained-encoder generator, see :class:`~agincolor.Generator`), which starts from its ImageNet weights unless
     ``pretrained_encoder`` is False or ``init_from`` gives other weights, and learns at ``encoder_lr``
     (default ``lr`` / 10) while the rest learns at ``lr``. ``in_channels`` 1 feeds G_g one gray channel
     instead of three equal ones; eqs. 6 and 7 need a colour input to G_g, so ``content_weight`` and

