@@ -27,11 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate_sources import load_colorizer  # noqa: E402
 
 
-def deepen(source: Colorizer, lite1_weights: str | Path | None = None) -> Colorizer:
+def deepen(source: Colorizer, lite1_weights: str | Path | None = None, residual_scale: float = 0.0) -> Colorizer:
     """A new Colorizer like ``source`` (on EfficientNet-Lite0) on EfficientNet-Lite1, same outputs.
 
     ``lite1_weights`` is the Lite1 ImageNet file (None: the installed package's); it is checked against
-    its sha256 before it is read.
+    its sha256 before it is read. ``residual_scale`` above 0 lets the added blocks act from the start
+    (:func:`agincolor.encoders.deepen_lite0_state`); the outputs are then no longer the source's.
     """
     old = source.generator
     if old.encoder_name != "efficientnet_lite0":
@@ -39,7 +40,8 @@ def deepen(source: Colorizer, lite1_weights: str | Path | None = None) -> Colori
     config = source.current_config()
     config["generator"] = {**config["generator"], "encoder": "efficientnet_lite1"}
     deep = Colorizer(**config)
-    state = deepen_lite0_state(old.state_dict(), efficientnet_lite1_imagenet_state(lite1_weights), prefix="encoder.")
+    lite1 = efficientnet_lite1_imagenet_state(lite1_weights)
+    state = deepen_lite0_state(old.state_dict(), lite1, prefix="encoder.", residual_scale=residual_scale)
     dtype = next(old.parameters()).dtype
     deep.generator.to(dtype)
     missing, unexpected = deep.generator.load_state_dict(state, strict=False)
@@ -53,12 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("source", help="Colorizer folder on efficientnet_lite0 (or 'bundled')")
     parser.add_argument("out", type=Path, help="new folder for the model on efficientnet_lite1 (must not exist)")
     parser.add_argument("--lite1-weights", type=Path, default=None, help="the Lite1 ImageNet file (default: the package's)")
+    parser.add_argument(
+        "--residual-scale", type=float, default=0.0,
+        help="share of Lite1's scale kept in each added block's last norm (0: exactly the source's colours)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.out.exists():
         parser.error(f"{args.out} exists; choose a new folder")
     try:
         source = load_colorizer(args.source, local_files_only=True)
-        deep = deepen(source, args.lite1_weights)
+        deep = deepen(source, args.lite1_weights, args.residual_scale)
     except (OSError, ValueError) as err:
         parser.error(str(err))
     deep.save_pretrained(args.out)

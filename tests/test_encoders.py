@@ -331,6 +331,24 @@ def test_deepening_keeps_other_tensors_and_the_prefix_of_a_generator_state() -> 
     assert set(state) == {"bridge.0.weight"} | {f"encoder.{k}" for k in EfficientNetLite1(in_channels=1).state_dict()}
 
 
+def test_a_residual_scale_lets_the_added_blocks_act_from_the_start_at_that_share() -> None:
+    lite0 = _trained_lite0()
+    lite1_imagenet = efficientnet_lite1_imagenet_state()
+    state = deepen_lite0_state(lite0.state_dict(), lite1_imagenet, residual_scale=0.25)
+    for key in ("stages.3.3.project.1.weight", "stages.3.3.project.1.bias"):
+        torch.testing.assert_close(state[key], 0.25 * lite1_imagenet[key])
+    assert torch.equal(state["stages.3.3.expand.1.weight"], lite1_imagenet["stages.3.3.expand.1.weight"])
+    deep = EfficientNetLite1(in_channels=1).eval()
+    deep.load_state_dict(state)
+    x = torch.rand(2, 1, 64, 64) * 2 - 1
+    with torch.no_grad():
+        before, after = lite0(x)[-1], deep(x)[-1]
+    assert not torch.allclose(before, after)
+    for bad in (-0.1, 1.5, float("nan"), True, "0.5"):
+        with pytest.raises(ValueError, match="residual_scale"):
+            deepen_lite0_state(lite0.state_dict(), lite1_imagenet, residual_scale=bad)
+
+
 def test_deepening_refuses_states_that_are_not_whole_encoders() -> None:
     lite0 = _trained_lite0().state_dict()
     lite1 = efficientnet_lite1_imagenet_state()

@@ -117,6 +117,11 @@ def test_deepened_model_colours_as_the_original_and_keeps_its_settings(tmp_path:
     torch.testing.assert_close(before, after, rtol=0, atol=1e-5)
     photo = (np.arange(48 * 64, dtype=np.float32).reshape(48, 64) % 97) / 97
     assert np.array_equal(deep.colorize(photo), model.colorize(photo))
+    # With --residual-scale the added blocks act at once: other colours, same settings.
+    assert deepen_encoder.main([str(tmp_path / "lite0"), str(tmp_path / "acting"), "--residual-scale", "0.5"]) == 0
+    acting = Colorizer.from_pretrained(tmp_path / "acting")
+    with torch.no_grad():
+        assert not torch.allclose(acting.generator(x).image, before, atol=1e-3)
     # Half-precision weights stay half precision (the bundled model's are float16).
     half = deepen_encoder.deepen(Colorizer.from_pretrained(tmp_path / "lite0").to(torch.float16))
     assert {p.dtype for p in half.generator.parameters()} == {torch.float16}

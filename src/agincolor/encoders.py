@@ -344,7 +344,7 @@ def efficientnet_lite1_imagenet_state(path: str | Path | None = None) -> dict[st
 
 
 def deepen_lite0_state(
-    lite0: dict[str, torch.Tensor], lite1: dict[str, torch.Tensor], prefix: str = ""
+    lite0: dict[str, torch.Tensor], lite1: dict[str, torch.Tensor], prefix: str = "", residual_scale: float = 0.0
 ) -> dict[str, torch.Tensor]:
     """Grow a trained Lite0 state dict into a Lite1 one that computes the same function.
 
@@ -354,10 +354,15 @@ def deepen_lite0_state(
     :func:`efficientnet_lite1_imagenet_state`). Each stage keeps Lite0's blocks in order, and the block
     Lite1 adds at its end takes Lite1's weights of that place with the scale and shift of its last batch
     norm set to zero: its residual branch then adds exactly zero, so the grown encoder's features equal
-    the trained one's (up to float rounding) until training moves that scale. Classifier tensors
+    the trained one's (up to float rounding) until training moves that scale. ``residual_scale`` s in
+    [0, 1] keeps s times Lite1's scale and shift there instead: the added blocks then change the features
+    from the start, by about s of a block's usual residual, and their weights get gradients of about s
+    of the usual size (with the scale at exactly zero they get none until it moves). Classifier tensors
     (``head.``, ``fc.``) are taken from ``lite0`` when present and never from ``lite1``. Raises
     ``ValueError`` if ``lite0`` does not hold a whole Lite0 under ``prefix`` or ``lite1`` a whole Lite1.
     """
+    if isinstance(residual_scale, bool) or not isinstance(residual_scale, (int, float)) or not 0 <= residual_scale <= 1:
+        raise ValueError(f"residual_scale must be a number in [0, 1], got {residual_scale!r}")
     own0 = EfficientNetLite0().state_dict()
     own1 = EfficientNetLite1().state_dict()
     missing0 = [k for k in own0 if prefix + k not in lite0]
@@ -377,7 +382,7 @@ def deepen_lite0_state(
         else:
             tensor = lite1[key].clone()
             if rest in ("project.1.weight", "project.1.bias"):
-                tensor = torch.zeros_like(tensor)
+                tensor = tensor * float(residual_scale)
         if tuple(tensor.shape) != tuple(own1[key].shape):
             raise ValueError(f"tensor {prefix + key!r} {tuple(tensor.shape)} does not fit {tuple(own1[key].shape)}")
         out[prefix + key] = tensor
