@@ -236,8 +236,9 @@ class EfficientNetLite0(nn.Module):
 class EfficientNetLite1(EfficientNetLite0):
     """EfficientNet-Lite1: :class:`EfficientNetLite0` with one more block in each of stages 2 to 6.
 
-    Same widths, same strides, same outputs (16, 24, 40, 112 and 320 channels at H/2 ... H/32), about
-    1.2 times the work at a given input size. The extra blocks keep their stage's shape, so each adds a
+    Same widths, same strides, same outputs (16, 24, 40, 112 and 320 channels at H/2 ... H/32), 1.33
+    times Lite0's multiply-adds of its convolutions at a given input size (the default model's whole
+    generator: 1.07 times). The extra blocks keep their stage's shape, so each adds a
     residual: :func:`deepen_lite0_state` uses that to grow a trained Lite0 into a Lite1 without changing
     what it computes.
     """
