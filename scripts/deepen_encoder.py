@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", help="Colorizer folder on efficientnet_lite0 (or 'bundled')")
     parser.add_argument("out", type=Path, help="new folder for the model on efficientnet_lite1 (must not exist)")
-    parser.add_argument("--lite1-weights", type=Path, default=None, help="the Lite1 ImageNet file (default: the package's)")
+    parser.add_argument(
+        "--lite1-weights", type=Path, default=None, help="the Lite1 ImageNet file (default: the package's)"
+    )
     parser.add_argument(
         "--residual-scale", type=float, default=0.0,
         help="share of Lite1's scale kept in each added block's last norm (0: exactly the source's colours)",

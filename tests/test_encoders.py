@@ -311,11 +311,13 @@ def test_a_deepened_lite0_computes_the_same_features_as_a_lite1() -> None:
     # Lite0's blocks keep their places; each stage's added block is Lite1's, its last norm silenced.
     for stage, repeats in enumerate(EfficientNetLite0.repeats):
         for block in range(repeats):
-            assert torch.equal(deep.stages[stage][block].depthwise[0].weight, lite0.stages[stage][block].depthwise[0].weight)
+            kept = deep.stages[stage][block].depthwise[0].weight
+            assert torch.equal(kept, lite0.stages[stage][block].depthwise[0].weight)
         if EfficientNetLite1.repeats[stage] > repeats:
             added = deep.stages[stage][repeats]
             assert added.residual
-            assert torch.equal(added.depthwise[0].weight, lite1_imagenet[f"stages.{stage}.{repeats}.depthwise.0.weight"])
+            imagenet = lite1_imagenet[f"stages.{stage}.{repeats}.depthwise.0.weight"]
+            assert torch.equal(added.depthwise[0].weight, imagenet)
             assert not added.project[1].weight.any() and not added.project[1].bias.any()
     # Training can grow the added blocks: their silenced scale gets a gradient.
     deep.train()

@@ -305,7 +305,9 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _imagenet_state(cls: type[EfficientNetLite0], source: PretrainedSource, path: str | Path | None) -> dict[str, torch.Tensor]:
+def _imagenet_state(
+    cls: type[EfficientNetLite0], source: PretrainedSource, path: str | Path | None
+) -> dict[str, torch.Tensor]:
     file = Path(path) if path is not None else source.path()
     if not file.is_file():
         raise FileNotFoundError(f"{cls.__name__} weights file {str(file)!r} does not exist")
@@ -391,7 +393,7 @@ def deepen_lite0_state(
 
 
 def load_pretrained_encoder(encoder: nn.Module, weights: str = "imagenet", path: str | Path | None = None) -> nn.Module:
-    """Fill ``encoder`` (an :class:`EfficientNetLite0` or :class:`EfficientNetLite1`) with pretrained weights; returns it.
+    """Fill an :class:`EfficientNetLite0` or :class:`EfficientNetLite1` with pretrained weights; returns it.
 
     A one-channel encoder gets the RGB stem's kernels summed over the colour axis, which is exact for a
     gray image given as three equal channels. The classifier is loaded only if the encoder has one.
