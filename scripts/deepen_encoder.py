@@ -6,6 +6,9 @@ with the scale and shift of its last batch norm set to zero, so that its residua
 training grows it (:func:`agincolor.encoders.deepen_lite0_state`). The decoder, the attention and the
 output layer are the source's, unchanged: the new model's colours equal the old one's, and a run that
 starts from it (``--init-from``) continues the trained model with the deeper encoder's extra capacity.
+Blocks added that way stay nearly unused in training (docs/training.md); ``--residual-scale S`` keeps S
+times Lite1's scale and shift instead, so that they act from the first step (the colours then change a
+little).
 
     python scripts/deepen_encoder.py src/agincolor/pretrained runs/lite1_init
     agincolor train --config recipes/lite0-ab.toml --encoder efficientnet_lite1 --init-from runs/lite1_init ...
@@ -28,7 +31,7 @@ from evaluate_sources import load_colorizer  # noqa: E402
 
 
 def deepen(source: Colorizer, lite1_weights: str | Path | None = None, residual_scale: float = 0.0) -> Colorizer:
-    """A new Colorizer like ``source`` (on EfficientNet-Lite0) on EfficientNet-Lite1, same outputs.
+    """A new Colorizer like ``source`` (on EfficientNet-Lite0) on EfficientNet-Lite1 (same outputs at scale 0).
 
     ``lite1_weights`` is the Lite1 ImageNet file (None: the installed package's); it is checked against
     its sha256 before it is read. ``residual_scale`` above 0 lets the added blocks act from the start
