@@ -536,6 +536,65 @@ def test_fresh_ab_bins_run_starts_its_output_layer_at_the_colour_prior(data_dir:
         assert float(paired_loss(trainer.G_g(to_gray(y)).image, y, "ab-bins")) < 0.8 * math.log(484)
 
 
+def test_strided_bins_run_shows_d_c_the_photos_decimated_as_the_paired_term_scores_them(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # bins_stride 2 with the adversarial term: the head decodes every 2nd pixel only, so D_c judges that
+    # decimated photo, on the decimated photo's lightness, against the real photo decimated at the same offset.
+    config = _config(
+        data_dir, tmp_path / "adv2", steps=2, batch_size=2, paired_loss="ab-bins", paired_weight=1.0,
+        adv_weight=1.0, cycle_weight=0.0, content_weight=0.0, cam_weight=0.0, bins_stride=2,
+    )  # fmt: skip
+    trainer = Trainer(config, progress=False)
+    offsets, judged = [], []
+    strided_head = trainer._strided_head
+
+    def recording_head(G: Any, offset: Any = None) -> Any:
+        offset = offset if offset is not None else (1, 0)  # off the diagonal: rows and columns differ
+        offsets.append(offset)
+        return strided_head(G, offset)
+
+    discriminator_loss = trainer._discriminator_loss
+
+    def recording_loss(D: Any, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        judged.append((real.detach().clone(), fake.detach().clone()))
+        return discriminator_loss(D, real, fake)
+
+    monkeypatch.setattr(trainer, "_strided_head", recording_head)
+    monkeypatch.setattr(trainer, "_discriminator_loss", recording_loss)
+    y = _batch(trainer, range(2))
+    d_before = [p.detach().clone() for p in trainer.D_c.parameters()]
+    terms = trainer.train_step(y)
+    assert terms["g_adv"] > 0 and terms["d_total"] > 0
+    assert any(not torch.equal(a, p) for a, p in zip(d_before, trainer.D_c.parameters()))
+    assert offsets == [(1, 0)] and len(judged) == 1
+    real, fake = judged[0]
+    decimated = y[:, :, 1::2, 0::2]
+    assert real.shape == fake.shape == (2, 3, 16, 16)
+    assert torch.equal(real, decimated)
+    # The fake is the head's colour on the decimated photo's own lightness (but where a colour outside the
+    # gamut at that lightness was clipped: the untrained head's saturated guesses on the brightest pixels).
+    lightness = rgb_to_lab((fake + 1) / 2)[:, 0]
+    assert float((lightness - rgb_to_lab((decimated + 1) / 2)[:, 0]).abs().median()) < 0.1
+
+
+@pytest.mark.parametrize(
+    ("stride", "crop", "global_layers", "judged", "needed"), [(1, 64, 7, 64, 96), (2, 32, 5, 16, 24)]
+)
+def test_run_refuses_photos_too_small_for_its_discriminator_when_built(
+    data_dir: Path, tmp_path: Path, stride: int, crop: int, global_layers: int, judged: int, needed: int
+) -> None:
+    # D_c judges the whole crop at stride 1, the crop decimated by the stride otherwise; a D too deep for
+    # that is refused when the trainer is built, not by the discriminator at the first step.
+    config = _config(
+        data_dir, tmp_path / "small", crop_size=crop, load_size=crop, paired_loss="ab-bins",
+        paired_weight=1.0, adv_weight=1.0, cycle_weight=0.0, content_weight=0.0, bins_stride=stride,
+        d_global_layers=global_layers,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=f"judge {judged}x{judged} photos.*needs at least {needed}"):
+        Trainer(config, progress=False)
+
+
 @pytest.mark.parametrize("paired", ["ab-bins", "ab-huber"])
 def test_colour_head_run_trains_against_d_c_on_the_photo_its_head_shows(
     data_dir: Path, tmp_path: Path, paired: str
@@ -1262,8 +1321,6 @@ def test_example_script_help_lists_every_config_field() -> None:
         (dict(bins_decibel_weight=0.1, paired_weight=1.0, paired_loss="chroma-l2"), "bins_decibel_weight"),
         (dict(bins_decibel_weight=-1.0), "bins_decibel_weight"),
         (dict(paired_loss="ab-bins", paired_weight=1.0, adv_weight=0.0, cycle_weight=0.0), "content_weight"),
-        (dict(paired_loss="ab-bins", paired_weight=1.0, cycle_weight=0.0, content_weight=0.0, bins_stride=2),
-         "bins_stride"),
         (dict(distill_from=("teacher",)), "distill_from"),
         (dict(distill_from=("teacher",), paired_weight=1.0, paired_loss="chroma-l2"), "distill_from"),
         (dict(distill_flip=True), "distill_flip"),

@@ -59,13 +59,14 @@ _HELP = {
     "paired_loss": "form of the paired error: rgb-l1 (image L1), chroma-l1 or chroma-l2 (output's ab on y's "
     "lightness, as the Colorizer uses it; l2 is what PSNR measures), ab-bins (colour as classification over "
     "484 CIELAB ab bins, Zhang et al. 2016: G_g predicts per-pixel bin scores, decoded by an annealed mean), or "
-    "ab-huber / ab-l2 (G_g predicts CIELAB ab directly, head 'ab'); the last three need --adv-weight 0 "
-    "--cycle-weight 0 --content-weight 0",
+    "ab-huber / ab-l2 (G_g predicts CIELAB ab directly, head 'ab'); the last three need --cycle-weight 0 "
+    "--content-weight 0 (--adv-weight shows D_c their ab on the photo's lightness)",
     "rebalance": "weight each pixel of the paired term by the rarity of its true colour to this power "
     "(Zhang et al. 2016; 1 is theirs, 0.5 gentler, 0 off), against the drift to brown",
     "rebalance_images": "training photos that estimate the colour prior for --rebalance",
     "bins_stride": "ab-bins only: score every k-th pixel each way (random offset each step), k^2 times less "
-    "work in the 484-bin output layer and its cross-entropy",
+    "work in the 484-bin output layer and its cross-entropy (and, with --adv-weight, D_c judges the photos so "
+    "decimated)",
     "bins_mean_weight": "ab-bins only: add this many times the squared error of the predicted distribution's mean "
     "(the colour a temperature-1 Colorizer shows, in units of 110 CIELAB) to the cross-entropy; 0 off",
     "bins_soft_sigma": "ab-bins only: soft targets, the 3x3 bins around each pixel's true colour weighted by a "

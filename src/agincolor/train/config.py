@@ -89,10 +89,12 @@ class TrainConfig:
     With ``cycle_weight`` = 0 the reverse generator G_c and its discriminator D_g serve no term, so they
     are not built (a pix2pix-like setting that trains three times faster). The colour heads of the
     ab-bins and ab losses take ``adv_weight`` too: D_c then judges the photo such a head shows, its ab
-    (for ab-bins the annealed mean at the Colorizer's default temperature, ``bins_stride`` 1) on the
-    photo's own lightness, as the sample grids draw it; their eqs. 5 and 6 stay off. With ``adv_weight`` = 0 no
-    discriminator is built at all: with the paired term this is plain supervised regression, one
-    generator pass per step.
+    (for ab-bins the annealed mean at the Colorizer's default temperature) on the photo's own lightness,
+    as the sample grids draw it; their eqs. 5 and 6 stay off. With ``bins_stride`` k > 1, D_c judges the
+    photo decimated as the paired term scores it (every k-th pixel each way, from the step's offset)
+    against the real photo decimated the same way: k^2 times fewer pixels to decode and judge. With
+    ``adv_weight`` = 0 no discriminator is built at all: with the paired term this is plain supervised
+    regression, one generator pass per step.
 
     Encoder: ``encoder`` "paper" (the paper's generator), "efficientnet_lite0" or "efficientnet_lite1" (our
     pretrained-encoder generator, see :class:`~agincolor.Generator`), which starts from its ImageNet weights unless
@@ -277,11 +279,6 @@ class TrainConfig:
                     f"{'colour bins' if self.generator_head == 'logits' else 'CIELAB ab'}, not images: it needs "
                     f"paired_weight > 0 and cycle_weight and content_weight 0"
                     + (f" (got {', '.join(f'{n} {getattr(self, n)}' for n in others)})" if others else "")
-                )
-            if self.adv_weight > 0 and self.bins_stride > 1:
-                raise ValueError(
-                    f"adv_weight > 0 shows D_c whole photos, but bins_stride {self.bins_stride} makes G_g score "
-                    "every k-th pixel only: set bins_stride 1 for the adversarial term"
                 )
         ema = self.ema
         if isinstance(ema, bool) or not isinstance(ema, (int, float)) or not 0 <= ema < 1:

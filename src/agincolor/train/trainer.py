@@ -210,6 +210,17 @@ class Trainer:
         self.adversarial = config.adv_weight_enabled
         self.reverse = config.cycle_weight_enabled
         self.D_c = Discriminator(in_channels=3, **dk).to(self.device) if self.adversarial else None
+        if self.D_c is not None:  # refused now rather than by D_c at the first step
+            judged = config.crop_size // config.bins_stride
+            if judged < self.D_c.min_size:
+                seen = f"crop_size {config.crop_size}" + (
+                    f" decimated by bins_stride {config.bins_stride}" if config.bins_stride > 1 else ""
+                )
+                raise ValueError(
+                    f"D_c would judge {judged}x{judged} photos ({seen}), but with d_local_layers "
+                    f"{config.d_local_layers} and d_global_layers {config.d_global_layers} it needs at least "
+                    f"{self.D_c.min_size}: use fewer discriminator layers or larger crops"
+                )
         reverse_kwargs = {**gk, "in_channels": 3, "out_channels": 3, "head": "image"}
         self.G_c = Generator(**reverse_kwargs).to(self.device) if self.reverse else None
         self.D_g = (
@@ -628,7 +639,7 @@ class Trainer:
             del ident, branch
         # Translation branches: gray -> colour (adversarial on D_c, cycle back through G_c, paired L1) and,
         # with the reverse direction, colour -> gray.
-        fakes = []
+        fakes, reals = [], []
         for G, F_, D, source, target in ((G_g, G_c, D_c, x_g, y), (G_c, G_g, D_g, y, x)):
             if G is None:
                 continue
@@ -637,8 +648,10 @@ class Trainer:
                 fake = G(source)
                 if strided:
                     target = self._strided_target(target, offset, fake.image.shape[-2:])
-                # The photo D judges: a colour head's ab on the photo's own lightness.
-                shown = self._shown_photo(fake.image, y) if G is G_g and D is not None else fake.image
+                # The photo D judges: a colour head's ab on the photo's own lightness. With bins_stride k the
+                # head scored every k-th pixel each way: D then judges that decimated photo against the real
+                # photo decimated the same way (the paired term's target).
+                shown = self._shown_photo(fake.image, target) if G is G_g and D is not None else fake.image
                 branch = {"g_cam": (cfg.cam_weight, L.cam_source_loss(fake.cam_logits))}
                 if D is not None:
                     branch["g_adv"] = (cfg.adv_weight, L.adversarial_loss(D(shown)))
@@ -661,6 +674,7 @@ class Trainer:
                         branch["g_distill"] = (cfg.distill_weight, L.distill_loss(fake.image, soft))
             backward(branch)
             fakes.append(shown.detach())
+            reals.append(target)
             del fake, shown, branch
         terms["g_total"] = (
             cfg.adv_weight * terms["g_adv"]
@@ -685,7 +699,7 @@ class Trainer:
         d_total = 0.0
         if self.opt_d is not None:
             self.opt_d.zero_grad(set_to_none=True)
-            for D, real, fake_image in ((D_c, y, fakes[0]), (D_g, x, fakes[1] if reverse else None)):
+            for D, real, fake_image in ((D_c, reals[0], fakes[0]), (D_g, x, fakes[1] if reverse else None)):
                 if D is None or fake_image is None:
                     continue
                 with self._autocast():
