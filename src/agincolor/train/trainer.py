@@ -695,12 +695,14 @@ class Trainer:
         for p in self.d_params:
             p.requires_grad_(True)
 
-        # ---- discriminators: the same fakes, detached; real and fake judged in one batched pass.
+        # ---- discriminators: the same fakes, detached, each against its branch's real photos (for D_c the
+        # paired term's target, decimated with the head); real and fake judged in one batched pass. Without
+        # the reverse direction there is one branch, so D_g is never reached.
         d_total = 0.0
         if self.opt_d is not None:
             self.opt_d.zero_grad(set_to_none=True)
-            for D, real, fake_image in ((D_c, reals[0], fakes[0]), (D_g, x, fakes[1] if reverse else None)):
-                if D is None or fake_image is None:
+            for D, real, fake_image in zip((D_c, D_g), reals, fakes):
+                if D is None:
                     continue
                 with self._autocast():
                     loss = cfg.adv_weight * self._discriminator_loss(D, real, fake_image)
