@@ -127,6 +127,34 @@ def test_deepened_model_colours_as_the_original_and_keeps_its_settings(tmp_path:
     assert {p.dtype for p in half.generator.parameters()} == {torch.float16}
 
 
+def test_imagenet_encoder_takes_every_encoder_weight_from_lite1_and_the_rest_from_the_source(tmp_path: Path) -> None:
+    from agincolor.encoders import EfficientNetLite1, load_pretrained_encoder
+
+    model = _lite0_bins()
+    model.save_pretrained(tmp_path / "lite0")
+    assert deepen_encoder.main([str(tmp_path / "lite0"), str(tmp_path / "fresh"), "--imagenet-encoder"]) == 0
+    fresh = Colorizer.from_pretrained(tmp_path / "fresh")
+    assert fresh.generator.encoder_name == "efficientnet_lite1"
+    assert (fresh.temperature, fresh.saturation, fresh.working_size) == (0.8, 0.9, 32)
+    imagenet = load_pretrained_encoder(EfficientNetLite1(in_channels=1)).state_dict()
+    encoder = fresh.generator.encoder.state_dict()
+    assert encoder.keys() == imagenet.keys()
+    for key, value in imagenet.items():
+        torch.testing.assert_close(encoder[key], value, rtol=0, atol=0, msg=key)
+    source = model.generator.state_dict()
+    rest = {k: v for k, v in fresh.generator.state_dict().items() if not k.startswith("encoder.")}
+    assert rest.keys() == {k for k in source if not k.startswith("encoder.")}
+    for key, value in rest.items():
+        torch.testing.assert_close(value, source[key], rtol=0, atol=0, msg=key)
+    # The source's own encoder is gone, so the colours are not the source's.
+    x = torch.rand(2, 1, 40, 56) * 2 - 1
+    with torch.no_grad():
+        assert not torch.allclose(fresh.generator(x).image, model.generator(x).image, atol=1e-3)
+    # Nothing of the source's encoder is left for a residual scale to act on.
+    with pytest.raises(ValueError, match="imagenet_encoder"):
+        deepen_encoder.deepen(model, residual_scale=0.5, imagenet_encoder=True)
+
+
 def test_deepen_refuses_what_is_not_on_lite0_and_never_writes_over_a_folder(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
